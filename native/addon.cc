@@ -1,0 +1,16 @@
+// Entry point of the native addon: registers each area's syscall wrappers on one
+// exports object. All policy lives in src/*.ts.
+#include "common.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  unixproc::InitFork(env, exports);
+  unixproc::InitProcess(env, exports);
+  unixproc::InitWait(env, exports);
+  unixproc::InitSignal(env, exports);
+  unixproc::InitRlimit(env, exports);
+  unixproc::InitTitle(env, exports);
+  unixproc::InitFd(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(unixproc, Init)

@@ -1,0 +1,199 @@
+// The steps around fork(2) that can only be done in C. A Node process is not
+// fork-safe as it stands (see ../docs/fork-in-node.md):
+//  - threads other than the caller vanish in the child, and a lock or condition
+//    variable they were using stays wedged there, so the V8 platform workers and
+//    the libuv threadpool are first parked in a task of ours, idle and lock-free;
+//  - V8 marks its heap MADV_DONTFORK, so every mapping is set MADV_DOFORK again;
+//  - the child re-creates its event loop's kernel objects with uv_loop_fork.
+// Everything else (when fork is allowed, what the child resets in JS) is TypeScript.
+#include "common.h"
+#include <node.h>
+#include <uv.h>
+#include <v8.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vector>
+
+namespace unixproc {
+
+namespace {
+
+// A set of threads held inside one of our tasks until Release(). A fresh Parking is
+// made for every fork: the child must never touch a condition variable that threads
+// of its parent were waiting on.
+struct Parking {
+  std::mutex m;
+  std::condition_variable cv;
+  int parked = 0;
+  bool released = false;
+
+  void Hold() {
+    std::unique_lock<std::mutex> l(m);
+    if (released) return;  // a surplus task that ran after the fork: nothing to hold
+    parked++;
+    cv.notify_all();
+    cv.wait(l, [this] { return released; });
+  }
+  bool WaitFor(int n, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> l(m);
+    return cv.wait_until(l, deadline, [&] { return parked >= n; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(m);
+    released = true;
+    cv.notify_all();
+  }
+};
+
+class ParkTask : public v8::Task {
+ public:
+  explicit ParkTask(std::shared_ptr<Parking> p) : p_(std::move(p)) {}
+  void Run() override { p_->Hold(); }
+
+ private:
+  std::shared_ptr<Parking> p_;
+};
+
+struct UvPark {
+  uv_work_t req;
+  std::shared_ptr<Parking> p;
+};
+
+void UvParkWork(uv_work_t* req) { static_cast<UvPark*>(req->data)->p->Hold(); }
+void UvParkAfter(uv_work_t* req, int) { delete static_cast<UvPark*>(req->data); }
+
+// V8 reserves its heap with MADV_DONTFORK; a child without those pages crashes on
+// its first step into JS. New regions appear as the heap grows, so this runs at
+// every fork. /proc/self/maps is cheap to read (no page statistics, unlike smaps);
+// MADV_DOFORK is harmless on a mapping that was not DONTFORK, and EINVAL on special
+// mappings (VM_IO) is expected and ignored.
+int ClearDontfork() {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd == -1) return -errno;
+  std::vector<char> buf;
+  char chunk[65536];
+  ssize_t n;
+  while ((n = RetryEintr([&] { return read(fd, chunk, sizeof chunk); })) > 0) buf.insert(buf.end(), chunk, chunk + n);
+  close(fd);
+  buf.push_back(0);
+  int count = 0;
+  for (char* line = buf.data(); *line;) {
+    char* end = nullptr;
+    unsigned long lo = strtoul(line, &end, 16);
+    unsigned long hi = strtoul(end + 1, nullptr, 16);
+    if (hi > lo && madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DOFORK) == 0) count++;
+    char* nl = strchr(line, '\n');
+    if (!nl) break;
+    line = nl + 1;
+  }
+  return count;
+}
+
+// An async handle whose wake-up was sent but not yet delivered when we forked would
+// stay "pending" in the child with nobody to deliver it, and libuv then swallows every
+// later uv_async_send on it (the threadpool's completions among them). The pending
+// ones are noted before fork and sent again in the child.
+void NotePending(uv_handle_t* h, void* arg) {
+  if (h->type != UV_ASYNC) return;
+  auto* a = reinterpret_cast<uv_async_t*>(h);
+  if (a->pending) static_cast<std::vector<uv_async_t*>*>(arg)->push_back(a);
+}
+
+}  // namespace
+
+static Napi::Value PlatformThreads(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  node::Environment* nenv = node::GetCurrentEnvironment(isolate->GetCurrentContext());
+  node::MultiIsolatePlatform* platform = node::GetMultiIsolatePlatform(nenv);
+  return Num(info.Env(), platform ? platform->NumberOfWorkerThreads() : -1);
+}
+
+// fork(platformTasks, platformParked, uvPoolSize, timeoutMs)
+//   -> 0 in the child, the child's pid in the parent, or a negative errno:
+//      -EBUSY when the libuv threadpool did not go idle in time,
+//      -ETIMEDOUT when the V8 platform workers did not.
+static Napi::Value Fork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int platformTasks = IntArg(info, 0);
+  int platformParked = IntArg(info, 1);
+  int uvPool = IntArg(info, 2);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(IntArg(info, 3));
+
+  uv_loop_t* loop = uv_default_loop();
+  auto pool = std::make_shared<Parking>();
+  auto plat = std::make_shared<Parking>();
+  auto release = [&] {
+    plat->Release();
+    pool->Release();
+  };
+
+  for (int i = 0; i < uvPool; i++) {
+    auto* w = new UvPark{{}, pool};
+    w->req.data = w;
+    if (uv_queue_work(loop, &w->req, UvParkWork, UvParkAfter) != 0) {
+      delete w;
+      release();
+      return Num(env, -EAGAIN);
+    }
+  }
+  if (!pool->WaitFor(uvPool, deadline)) {
+    release();
+    return Num(env, -EBUSY);
+  }
+
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  node::MultiIsolatePlatform* platform =
+      node::GetMultiIsolatePlatform(node::GetCurrentEnvironment(isolate->GetCurrentContext()));
+  if (platform) {
+    for (int i = 0; i < platformTasks; i++) platform->CallOnWorkerThread(std::make_unique<ParkTask>(plat));
+  }
+  if (!plat->WaitFor(platform ? platformParked : 0, deadline)) {
+    release();
+    return Num(env, -ETIMEDOUT);
+  }
+
+  ClearDontfork();
+  std::vector<uv_async_t*> pending;
+  uv_walk(loop, NotePending, &pending);
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Only this thread exists now. The parkings are leaked on purpose: their
+    // condition variables still list waiters that live on in the parent only.
+    new std::shared_ptr<Parking>(pool);
+    new std::shared_ptr<Parking>(plat);
+    uv_loop_fork(loop);
+    // Our threadpool requests will never complete here: stop them keeping the loop alive.
+    loop->active_reqs.count -= uvPool;
+    for (uv_async_t* a : pending) {
+      a->pending = 0;
+      uv_async_send(a);
+    }
+    return Num(env, 0);
+  }
+  int err = errno;
+  release();
+  return Num(env, pid == -1 ? -err : pid);
+}
+
+static Napi::Value ClearDontforkJs(const Napi::CallbackInfo& info) { return Num(info.Env(), ClearDontfork()); }
+
+static Napi::Value Strerror(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), strerror(IntArg(info, 0)));
+}
+
+void InitFork(Napi::Env env, Napi::Object exports) {
+  exports["fork"] = Napi::Function::New(env, Fork);
+  exports["platformThreads"] = Napi::Function::New(env, PlatformThreads);
+  exports["clearDontfork"] = Napi::Function::New(env, ClearDontforkJs);
+  exports["strerror"] = Napi::Function::New(env, Strerror);
+}
+
+}  // namespace unixproc

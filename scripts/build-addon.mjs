@@ -1,0 +1,42 @@
+// Builds the native addon for every Node.js this project supports: the running one
+// into build/Release (what `npm install` does), and each version installed under
+// tools/node-versions into build-abi/<ABI>/, since the addon uses Node's embedder API
+// (node.h) and so is tied to one Node ABI.
+import { execFileSync } from 'node:child_process';
+import { cpSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const gyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const versionsDir = join(root, 'tools', 'node-versions', 'node_modules');
+
+function abiOf(nodeBin) {
+  return execFileSync(nodeBin, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
+}
+
+export function otherNodes() {
+  if (!existsSync(versionsDir)) return [];
+  return readdirSync(versionsDir)
+    .map((name) => join(versionsDir, name))
+    .filter((dir) => existsSync(join(dir, 'bin', 'node')) && existsSync(join(dir, 'include', 'node', 'node.h')))
+    .map((dir) => ({ dir, bin: join(dir, 'bin', 'node') }));
+}
+
+export function buildFor(node, { force = false } = {}) {
+  const abi = abiOf(node.bin);
+  const out = join(root, 'build-abi', abi, 'unixproc.node');
+  if (existsSync(out) && !force) return out;
+  // node-gyp always builds into ./build, so each ABI gets a staging copy of the sources.
+  const stage = join(root, 'build-abi', abi, 'stage');
+  mkdirSync(stage, { recursive: true });
+  copyFileSync(join(root, 'binding.gyp'), join(stage, 'binding.gyp'));
+  cpSync(join(root, 'native'), join(stage, 'native'), { recursive: true });
+  execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${node.dir}`], { cwd: stage, stdio: ['ignore', 'ignore', 'inherit'] });
+  copyFileSync(join(stage, 'build', 'Release', 'unixproc.node'), out);
+  return out;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const node of otherNodes()) console.log(`built ${buildFor(node, { force: process.argv.includes('--force') })}`);
+}

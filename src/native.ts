@@ -1,0 +1,85 @@
+// Loads the native addon built for this Node ABI and describes its shape. The addon
+// is a set of thin syscall wrappers: each returns a negative errno on failure, and
+// src/errors.ts turns that into a SystemCallError.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Native {
+  fork(platformTasks: number, platformParked: number, uvPoolSize: number, timeoutMs: number): number;
+  platformThreads(): number;
+  clearDontfork(): number;
+  strerror(errno: number): string;
+
+  getpid(): number;
+  getppid(): number;
+  kill(pid: number, sig: number): number;
+  setsid(): number;
+  getpgrp(): number;
+  setpgid(pid: number, pgid: number): number;
+  getpgid(pid: number): number;
+  getsid(pid: number): number;
+  exitNow(code: number): never;
+  exec(file: string, argv: string[]): number;
+
+  waitpid(pid: number, flags: number): [number, number] | number;
+  peekExited(pid: number): [number, number] | number;
+  pidfdOpen(pid: number): number;
+  pollIn(fds: number[], timeoutMs: number): number;
+  WNOHANG: number;
+  WUNTRACED: number;
+  WCONTINUED: number;
+
+  setDisposition(sig: number, ignore: 0 | 1): number;
+  getDisposition(sig: number): number;
+
+  getrlimit(resource: number): [number, number] | number;
+  setrlimit(resource: number, soft: number, hard: number): number;
+  RLIMIT: Record<string, number>;
+
+  setTitle(title: string): number;
+
+  pipe(cloexec: boolean): [number, number] | number;
+  socketPair(type: number, cloexec: boolean): [number, number] | number;
+  close(fd: number): number;
+  dup2(from: number, to: number): number;
+  dup(fd: number): number;
+  setCloexec(fd: number, on: boolean): number;
+  getFdFlags(fd: number): number;
+  setNonblock(fd: number, on: boolean): number;
+  sendMsg(fd: number, data: Buffer, fds: number[], flags: number): number;
+  recvMsg(fd: number, maxBytes: number, maxFds: number, flags: number): [Buffer, number[], boolean] | number;
+  SOCK_STREAM: number;
+  SOCK_DGRAM: number;
+  SOCK_SEQPACKET: number;
+  MSG_DONTWAIT: number;
+  MSG_PEEK: number;
+}
+
+function load(): Native {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  // build-abi/<ABI> holds builds for the other supported Node versions (scripts/build-addon.mjs);
+  // build/Release is what `npm install` built for the Node that installed the package.
+  const candidates = [
+    join(root, 'build-abi', process.versions.modules, 'unixproc.node'),
+    join(root, 'build', 'Release', 'unixproc.node'),
+  ];
+  const require = createRequire(import.meta.url);
+  const errors: string[] = [];
+  for (const file of candidates) {
+    if (!existsSync(file)) continue;
+    try {
+      return require(file) as Native;
+    } catch (err) {
+      errors.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(
+    `unixproc: no native addon for Node ${process.version} (ABI ${process.versions.modules}). ` +
+      `Run \`npm rebuild unixproc\` (or \`node scripts/build-addon.mjs\` for the versions in tools/node-versions).` +
+      (errors.length ? `\n${errors.join('\n')}` : ''),
+  );
+}
+
+export const native: Native = load();
