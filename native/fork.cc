@@ -183,6 +183,45 @@ static Napi::Value Fork(const Napi::CallbackInfo& info) {
   return Num(env, pid == -1 ? -err : pid);
 }
 
+// The natural end of a forked child. When the loop runs dry, Node waits for every
+// task posted to its platform workers (NodePlatform::DrainTasks) before 'beforeExit';
+// in the child our parking tasks never finish, so it would wait forever. A ref'd
+// prepare handle keeps the loop from running dry, and when it is the only thing left
+// alive it plays Node's part: emit 'beforeExit', and if that scheduled nothing, exit.
+namespace {
+uv_prepare_t exit_watch;
+Napi::FunctionReference* on_before_exit = nullptr;
+Napi::FunctionReference* on_exit = nullptr;
+napi_env watch_env = nullptr;
+napi_async_context watch_ctx = nullptr;
+
+bool LoopIdleButUs(uv_loop_t* loop) {
+  return loop->active_handles <= 1 && loop->active_reqs.count == 0 && loop->closing_handles == nullptr;
+}
+
+void ExitWatch(uv_prepare_t* h) {
+  if (!LoopIdleButUs(h->loop)) return;
+  Napi::Env env(watch_env);
+  Napi::HandleScope scope(env);
+  Napi::Object recv = Napi::Object::New(env);
+  on_before_exit->MakeCallback(recv, {}, watch_ctx);
+  if (!LoopIdleButUs(h->loop)) return;
+  on_exit->MakeCallback(recv, {}, watch_ctx);
+}
+}  // namespace
+
+// armExitWatch(beforeExit, exit): called once in a forked child.
+static Napi::Value ArmExitWatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  watch_env = env;
+  on_before_exit = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+  on_exit = new Napi::FunctionReference(Napi::Persistent(info[1].As<Napi::Function>()));
+  napi_async_init(env, nullptr, Napi::String::New(env, "unixproc:exit-watch"), &watch_ctx);
+  uv_prepare_init(uv_default_loop(), &exit_watch);
+  uv_prepare_start(&exit_watch, ExitWatch);
+  return env.Undefined();
+}
+
 static Napi::Value ClearDontforkJs(const Napi::CallbackInfo& info) { return Num(info.Env(), ClearDontfork()); }
 
 static Napi::Value Strerror(const Napi::CallbackInfo& info) {
@@ -192,6 +231,7 @@ static Napi::Value Strerror(const Napi::CallbackInfo& info) {
 void InitFork(Napi::Env env, Napi::Object exports) {
   exports["fork"] = Napi::Function::New(env, Fork);
   exports["platformThreads"] = Napi::Function::New(env, PlatformThreads);
+  exports["armExitWatch"] = Napi::Function::New(env, ArmExitWatch);
   exports["clearDontfork"] = Napi::Function::New(env, ClearDontforkJs);
   exports["strerror"] = Napi::Function::New(env, Strerror);
 }

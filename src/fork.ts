@@ -1,0 +1,219 @@
+// fork(2) of the running Node process: the child is a copy-on-write image of the
+// parent, running the same JS from the same point. The native layer parks threads,
+// re-enables forking of V8's heap and re-initialises the event loop (native/fork.cc);
+// this module decides when forking is safe and makes the child a well-behaved process:
+// its own pid, its own random numbers, and an exit path that avoids Node's teardown,
+// which joins threads that do not exist in a forked child (it crashes or hangs there).
+import { randomBytes } from 'node:crypto';
+import crypto from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { inspect } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
+import { onForkChild, runForkChildHandlers } from './atfork.js';
+import { check, describe } from './errors.js';
+import { native } from './native.js';
+import { adoptChild } from './wait.js';
+
+/** Thrown when forking this process now would give a child that can deadlock or crash. */
+export class ForkSafetyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForkSafetyError';
+  }
+}
+
+/** True when V8 runs without background threads, which a forked child needs (docs/fork-in-node.md). */
+export function isSingleThreaded(): boolean {
+  return process.execArgv.some((a) => a === '--single-threaded' || a === '--single_threaded');
+}
+
+// libuv starts this many threadpool threads on first use (UV_THREADPOOL_SIZE, 1..1024).
+const uvPoolSize = Math.min(1024, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+// Node's platform counts its delayed-task scheduler among its worker threads, but that
+// thread runs no worker tasks (measured on Node 20, 22 and 24): one fewer parks.
+const platformTasks = native.platformThreads();
+const platformParked = Math.max(0, platformTasks - 1);
+// Threads a plain Node process has once its threadpool is running: main, the platform's
+// (scheduler included), the SIGUSR1 inspector watchdog, and the threadpool.
+const expectedInParent = 1 + platformTasks + 1 + uvPoolSize;
+const PARK_TIMEOUT_MS = 10_000;
+
+let forkedChild = false;
+
+/** True in a process that unixproc forked (its exit path is the fork-safe one). */
+export function isForkedChild(): boolean {
+  return forkedChild;
+}
+
+function assertForkable(): void {
+  if (!isMainThread) {
+    throw new ForkSafetyError(
+      'fork() was called from a worker thread. A forked child holds only the calling thread, ' +
+        "so the main thread's event loop and isolate would be gone. Post a message to the main thread and fork there.",
+    );
+  }
+  if (!isSingleThreaded()) {
+    throw new ForkSafetyError(
+      'fork() needs V8 without background threads: start node with --single-threaded ' +
+        '(`node --single-threaded app.js`) or run the script with `unixproc run app.js`. ' +
+        'With V8 background threads a forked child can hang in a full GC and never optimizes hot code.',
+    );
+  }
+}
+
+function assertNoStrayThreads(): void {
+  // Run after the threadpool is known to exist (the first fork starts it while parking).
+  const threads = readdirSync('/proc/self/task').length;
+  const expectedThreads = forkedChild ? 1 + uvPoolSize : expectedInParent;
+  if (threads > expectedThreads) {
+    throw new ForkSafetyError(
+      `fork() refused: ${threads} threads are running where ${expectedThreads} are expected. ` +
+        'A worker_threads Worker, the inspector or an addon thread is alive; a lock it holds at the moment ' +
+        'of fork would stay locked forever in the child. Terminate workers (worker.terminate()) before forking, ' +
+        'or fork first and start them afterwards.',
+    );
+  }
+}
+
+let threadpoolStarted = false;
+
+function rawFork(): number {
+  assertForkable();
+  if (threadpoolStarted) assertNoStrayThreads();
+  // A forked child has no platform threads to park (only the forking thread was copied).
+  const pid = forkedChild
+    ? native.fork(0, 0, uvPoolSize, PARK_TIMEOUT_MS)
+    : native.fork(platformTasks, platformParked, uvPoolSize, PARK_TIMEOUT_MS);
+  threadpoolStarted = true;
+  if (pid === -16 /* EBUSY */) {
+    throw new ForkSafetyError(
+      `fork() gave up after ${PARK_TIMEOUT_MS} ms waiting for the libuv threadpool to go idle ` +
+        '(a long fs, dns or crypto job is running); retry when it is done.',
+    );
+  }
+  if (pid === -110 /* ETIMEDOUT */) {
+    throw new ForkSafetyError(`fork() gave up after ${PARK_TIMEOUT_MS} ms waiting for V8's platform threads to go idle.`);
+  }
+  check(pid, 'fork');
+  if (pid === 0) becomeChild();
+  else adoptChild(pid);
+  return pid;
+}
+
+/**
+ * fork(): returns the child's pid in the parent and null in the child.
+ * fork(fn): the child runs fn and exits 0 when it returns or its promise resolves,
+ * or 1 (with the error printed) when it throws or rejects; the parent gets the pid.
+ * A synchronous fn never returns from fork in the child. An async fn needs the event
+ * loop, so fork then returns null in the child, as fork() does, and the child exits
+ * when the promise settles.
+ */
+export function fork(): number | null;
+export function fork(fn: () => Promise<unknown>): number | null;
+export function fork(fn: () => unknown): number;
+export function fork(fn?: () => unknown): number | null {
+  if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`fork(fn): fn must be a function, got ${describe(fn)}`);
+  const pid = rawFork();
+  if (pid !== 0) return pid;
+  if (!fn) return null;
+  let result: unknown;
+  try {
+    result = fn();
+  } catch (err) {
+    dieOf(err);
+  }
+  if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+    (result as PromiseLike<unknown>).then(
+      () => process.exit(0),
+      (err) => dieOf(err),
+    );
+    return null;
+  }
+  process.exit(0);
+}
+
+function dieOf(err: unknown): never {
+  process.stderr.write(`${inspect(err)}\n`);
+  process.exit(1);
+}
+
+// ---- the child's side ------------------------------------------------------------
+
+function becomeChild(): void {
+  if (!forkedChild) installForkSafeExit(); // a grandchild inherits it already installed
+  forkedChild = true;
+  reseedRandom();
+  runForkChildHandlers();
+}
+
+let fatalError: { err: unknown } | null = null;
+
+/**
+ * Every way out of Node (process.exit, the loop running dry, an uncaught exception or
+ * unhandled rejection) emits 'exit' first and then tears the runtime down, joining
+ * threads that the child does not have. So the child leaves with _exit(2) right after
+ * the last 'exit' listener, and from process.reallyExit for exits from inside a listener.
+ */
+function exitCodeNow(): number {
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+function installForkSafeExit(): void {
+  const proc = process as unknown as { reallyExit(code?: number): never; emit(ev: string | symbol, ...args: unknown[]): boolean };
+  proc.reallyExit = (code?: number) => native.exitNow(code ?? 0);
+  const emit = proc.emit;
+  proc.emit = function (this: NodeJS.Process, ev: string | symbol, ...args: unknown[]): boolean {
+    const handled = emit.call(this, ev, ...args);
+    if (ev === 'exit') {
+      if (fatalError) process.stderr.write(`Uncaught ${inspect(fatalError.err)}\n`);
+      const code = typeof process.exitCode === 'number' ? process.exitCode : typeof args[0] === 'number' ? args[0] : 0;
+      native.exitNow(code);
+    }
+    return handled;
+  } as typeof proc.emit;
+  native.armExitWatch(
+    () => process.emit('beforeExit', exitCodeNow()),
+    () => process.exit(exitCodeNow()),
+  );
+  // Node prints a fatal error only after 'exit', in the teardown the child skips: keep it to print first.
+  process.on('uncaughtExceptionMonitor', (err) => {
+    if (process.listenerCount('uncaughtException') === 0) fatalError = { err };
+  });
+}
+
+/**
+ * Math.random's state is copied by fork, so every child would draw the same numbers.
+ * V8 offers no way to reseed it, so a child gets its own generator (xoshiro128**,
+ * seeded from the kernel). crypto.randomUUID keeps a cache of random bytes copied the
+ * same way; the child's asks for fresh entropy each time.
+ */
+function reseedRandom(): void {
+  const seed = new Uint32Array(randomBytes(16).buffer.slice(0, 16));
+  let [a, b, c, d] = seed;
+  if ((a | b | c | d) === 0) a = 1;
+  const next = (): number => {
+    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = rotl(d, 11);
+    return r;
+  };
+  Math.random = () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
+  const uuid = crypto.randomUUID;
+  crypto.randomUUID = () => uuid({ disableEntropyCache: true });
+  syncBuiltinESMExports();
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+// A grandchild's parent is the child: the flag is per process.
+onForkChild(() => {
+  fatalError = null;
+});

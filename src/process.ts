@@ -1,0 +1,66 @@
+// The Process namespace with the book's (Ruby's) names, gathered from the modules that
+// implement them. process.pid is made live here: Node caches it at start-up, so a forked
+// child would otherwise report its parent's pid (and process.kill(process.pid) would hit the parent).
+import { abort, atExit, exit, exitNow } from './exit.js';
+import { exec } from './exec.js';
+import { fork, isForkedChild, isSingleThreaded } from './fork.js';
+import { native } from './native.js';
+import { getrlimit, RLIM_INFINITY, RLIMIT, setrlimit } from './rlimit.js';
+import { daemon, getpgid, getpgrp, getsid, setpgid, setsid } from './session.js';
+import { kill } from './signal.js';
+import { Status } from './status.js';
+import { getTitle, setTitle } from './title.js';
+import * as waits from './wait.js';
+
+Object.defineProperty(process, 'pid', { get: () => native.getpid(), configurable: true, enumerable: true });
+
+const rlimitConstants = Object.fromEntries(Object.entries(RLIMIT).map(([k, v]) => [`RLIMIT_${k}`, v])) as Record<`RLIMIT_${string}`, number>;
+
+export const Process = {
+  get pid(): number {
+    return native.getpid();
+  },
+  get ppid(): number {
+    return native.getppid();
+  },
+  get title(): string {
+    return getTitle();
+  },
+  set title(t: string) {
+    setTitle(t);
+  },
+  fork,
+  isForkedChild,
+  isSingleThreaded,
+  wait: waits.wait,
+  wait2: waits.wait2,
+  waitpid: waits.waitpid,
+  waitpid2: waits.waitpid2,
+  waitSync: waits.waitSync,
+  wait2Sync: waits.wait2Sync,
+  waitpidSync: waits.waitpidSync,
+  waitpid2Sync: waits.waitpid2Sync,
+  waitall: waits.waitall,
+  waitallSync: waits.waitallSync,
+  detach: waits.detach,
+  Status,
+  WNOHANG: waits.WNOHANG,
+  WUNTRACED: waits.WUNTRACED,
+  WCONTINUED: waits.WCONTINUED,
+  kill,
+  exit,
+  exitNow,
+  abort,
+  atExit,
+  exec,
+  getrlimit,
+  setrlimit,
+  RLIM_INFINITY,
+  ...rlimitConstants,
+  setsid,
+  getpgrp,
+  setpgid,
+  getpgid,
+  getsid,
+  daemon,
+};

@@ -1,0 +1,54 @@
+// Sessions, process groups and daemon(): what a process needs to detach from a
+// terminal. daemon() forks twice: the first child becomes a session leader with
+// setsid(2), and its child, which is not a session leader, can never acquire a
+// controlling terminal by opening one.
+import { openSync, closeSync } from 'node:fs';
+import { check, integer } from './errors.js';
+import { exitNow } from './exit.js';
+import { fork } from './fork.js';
+import { native } from './native.js';
+
+export function setsid(): number {
+  return check(native.setsid(), 'setsid');
+}
+
+export function getpgrp(): number {
+  return native.getpgrp();
+}
+
+/** setpgid(pid = 0, pgid = 0): 0 means this process / a group named after pid. */
+export function setpgid(pid = 0, pgid = 0): number {
+  integer(pid, 'pid', 0);
+  integer(pgid, 'pgid', 0);
+  check(native.setpgid(pid, pgid), 'setpgid');
+  return 0;
+}
+
+export function getpgid(pid = 0): number {
+  integer(pid, 'pid', 0);
+  return check(native.getpgid(pid), 'getpgid');
+}
+
+export function getsid(pid = 0): number {
+  integer(pid, 'pid', 0);
+  return check(native.getsid(pid), 'getsid');
+}
+
+/**
+ * Ruby's Process.daemon(nochdir = false, noclose = false): the calling process exits 0
+ * at once (without atExit handlers), and the JS after daemon() goes on in a grandchild
+ * that is in a new session, not its leader, with cwd '/' and stdio on /dev/null unless
+ * asked otherwise. Returns 0 in the daemon.
+ */
+export function daemon(nochdir = false, noclose = false): number {
+  if (fork() !== null) exitNow(0);
+  setsid();
+  if (fork() !== null) exitNow(0);
+  if (!nochdir) process.chdir('/');
+  if (!noclose) {
+    const fd = openSync('/dev/null', 'r+');
+    for (const target of [0, 1, 2]) check(native.dup2(fd, target), 'dup2');
+    if (fd > 2) closeSync(fd);
+  }
+  return 0;
+}

@@ -1,0 +1,18 @@
+// Process.title: the name ps and /proc/PID/cmdline show (Ruby's $PROGRAM_NAME). Node's
+// own process.title is capped at the length of the original command line; native/title.cc
+// makes the whole argv+environment block available, as setproctitle(3) does.
+import { check, describe } from './errors.js';
+import { native } from './native.js';
+
+let current: string | null = null;
+
+export function getTitle(): string {
+  return current ?? process.title;
+}
+
+export function setTitle(title: string): void {
+  if (typeof title !== 'string') throw new TypeError(`title must be a string, got ${describe(title)}`);
+  if (title.includes('\0')) throw new RangeError('title must not contain NUL bytes');
+  check(native.setTitle(title), 'setproctitle');
+  current = title;
+}
