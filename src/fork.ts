@@ -107,11 +107,9 @@ function rawFork(): number {
  * or 1 (with the error printed) when it throws or rejects; the parent gets the pid.
  * A synchronous fn never returns from fork in the child. An async fn needs the event
  * loop, so fork then returns null in the child, as fork() does, and the child exits
- * when the promise settles.
+ * when the promise settles: the caller must stop there when it sees null (return, or
+ * await a promise that never settles), or its own code goes on running in the child.
  */
-export function fork(): number | null;
-export function fork(fn: () => Promise<unknown>): number | null;
-export function fork(fn: () => unknown): number;
 export function fork(fn?: () => unknown): number | null {
   if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`fork(fn): fn must be a function, got ${describe(fn)}`);
   const pid = rawFork();

@@ -9,6 +9,7 @@
 // a slow poll as a backstop, and re-check every waiter on each wake-up, so coalesced
 // signals lose nothing.
 import { ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
 import { onForkChild } from './atfork.js';
 import { check, errnoOf, integer, SystemCallError } from './errors.js';
 import { native } from './native.js';
@@ -24,6 +25,8 @@ const ECHILD = errnoOf('ECHILD');
 const ours = new Set<number>();
 /** Children started by node:child_process, which libuv will reap. */
 const foreign = new Set<number>();
+/** Raw statuses of child_process children that libuv has reaped. */
+const foreignExits = new Map<number, number>();
 
 // ChildProcess#spawn is what spawn, exec, execFile and child_process.fork all go through.
 type Spawn = (this: ChildProcess, ...args: unknown[]) => unknown;
@@ -34,7 +37,13 @@ proto.spawn = function spawn(this: ChildProcess, ...args: unknown[]) {
   const pid = this.pid;
   if (pid !== undefined) {
     foreign.add(pid);
-    this.once('exit', () => foreign.delete(pid));
+    this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+      foreign.delete(pid);
+      // libuv reaped it: keep what it saw, for a wait on this pid that comes after.
+      foreignExits.set(pid, code !== null ? (code & 0xff) << 8 : (constants.signals[signal!] ?? 0));
+      if (foreignExits.size > 1024) foreignExits.delete(foreignExits.keys().next().value!);
+      if (waiters.length) scan();
+    });
   }
   return result;
 };
@@ -63,7 +72,14 @@ function tryReap(pid: number, flags: number): [number, number] | null {
   const list = candidates(pid);
   if (list.length === 0) throw new SystemCallError(ECHILD, 'waitpid');
   for (const c of list) {
-    const r = foreign.has(c) ? native.peekExited(c) : native.waitpid(c, flags | WNOHANG);
+    const done = foreignExits.get(c);
+    if (done !== undefined) {
+      foreignExits.delete(c);
+      return [c, done];
+    }
+    let r = foreign.has(c) ? native.peekExited(c) : native.waitpid(c, flags | WNOHANG);
+    // Between libuv's reap and the 'exit' event the pid answers ECHILD: not known yet.
+    if (r === -ECHILD && foreign.has(c)) r = 0;
     if (typeof r !== 'number') {
       const status = new Status(r[0], r[1]);
       if (status.exited || status.signaled) ours.delete(c);
@@ -177,13 +193,15 @@ function updateWatch(): void {
   else backstop.unref();
 }
 
-function wait2Async(pid: number, flags: number, ref: boolean): Promise<[number, Status] | null> {
+function wait2Async(pid: number, flags: number, ref: boolean, onWaiter?: (w: Waiter) => void): Promise<[number, Status] | null> {
   return new Promise((resolve, reject) => {
     const [p, f] = validate(pid, flags);
     const r = tryReap(p, f);
     if (r) return resolve([r[0], new Status(r[0], r[1])]);
     if (f & WNOHANG) return resolve(null);
-    waiters.push({ pid: p, flags: f, ref, resolve, reject });
+    const w: Waiter = { pid: p, flags: f, ref, resolve, reject };
+    waiters.push(w);
+    onWaiter?.(w);
     updateWatch();
   });
 }
@@ -223,19 +241,32 @@ export type Detached = Promise<Status> & { readonly pid: number };
 
 /**
  * Reaps the child in the background so it never lingers as a zombie (Ruby's
- * Process.detach). Unlike wait, it does not keep the process alive.
+ * Process.detach). Like Ruby's detach thread it does not keep the process alive,
+ * until someone awaits the handle: then it does, as wait would.
  */
 export function detach(pid: number): Detached {
   integer(pid, 'pid', 1);
-  const promise = wait2Async(pid, 0, false).then((r) => r![1]) as Detached;
-  Object.defineProperty(promise, 'pid', { value: pid, enumerable: true });
-  return promise;
+  let waiter: Waiter | undefined;
+  const inner = wait2Async(pid, 0, false, (w) => (waiter = w)).then((r) => r![1]);
+  const handle = Object.create(inner) as Detached;
+  Object.defineProperty(handle, 'pid', { value: pid, enumerable: true });
+  Object.defineProperty(handle, 'then', {
+    value(onFulfilled?: (s: Status) => unknown, onRejected?: (e: unknown) => unknown) {
+      if (waiter && !waiter.ref) {
+        waiter.ref = true;
+        updateWatch();
+      }
+      return inner.then(onFulfilled, onRejected);
+    },
+  });
+  return handle;
 }
 
 onForkChild(() => {
   // The parent's children are not the child's, and the parent's waiters are the parent's.
   ours.clear();
   foreign.clear();
+  foreignExits.clear();
   waiters = [];
   updateWatch();
 });

@@ -69,3 +69,50 @@ export function runNode(args: string[], opts: { env?: NodeJS.ProcessEnv; input?:
 }
 
 export { sleep };
+
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { native } from '../src/native.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A scratch directory removed by the returned cleanup. */
+export function scratch(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'unixproc-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Absolute URL of the compiled package entry, for scripts run in a fresh node. */
+export const indexUrl = new URL('../src/index.js', import.meta.url).href;
+
+/**
+ * Writes an ESM script that imports the package as `U` and runs it in a fresh
+ * `node --single-threaded`, for behaviour that ends or reshapes the whole process.
+ */
+export function runScript(body: string, opts: { singleThreaded?: boolean; env?: NodeJS.ProcessEnv; timeout?: number } = {}): SpawnSyncReturns<string> {
+  const { dir, cleanup } = scratch();
+  try {
+    const file = join(dir, 'script.mjs');
+    writeFileSync(file, `import * as U from ${JSON.stringify(indexUrl)};\n${body}\n`);
+    return runNode([...(opts.singleThreaded === false ? [] : ['--single-threaded']), file], opts);
+  } finally {
+    cleanup();
+  }
+}
+
+export function readJsonIfExists(file: string): unknown {
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
+}
+
+export const here = fileURLToPath(new URL('.', import.meta.url));
+
+/**
+ * A child that runs the event loop would also flush reports the test runner had queued
+ * in the parent (fork copies them): send the child's stdout to /dev/null.
+ */
+export function quietStdout(): void {
+  const fd = openSync('/dev/null', 'w');
+  native.dup2(fd, 1);
+  closeSync(fd);
+}
+

@@ -1,0 +1,22 @@
+// unixproc: the Unix process model of "Working with Unix Processes" for Node.js.
+// Namespaces with the book's names (Process, Signal, IO, Socket) and the same
+// functions as named exports.
+import * as signal from './signal.js';
+
+export { Process } from './process.js';
+export { Status } from './status.js';
+export { SystemCallError } from './errors.js';
+export { fork, ForkSafetyError, isForkedChild, isSingleThreaded } from './fork.js';
+export { onForkChild } from './atfork.js';
+export * from './wait.js';
+export { exit, exitNow, abort, atExit } from './exit.js';
+export { exec } from './exec.js';
+export { kill, trap } from './signal.js';
+export type { TrapHandler } from './signal.js';
+export { getrlimit, setrlimit, RLIM_INFINITY, RLIMIT } from './rlimit.js';
+export { getTitle, setTitle } from './title.js';
+export { setsid, getpgrp, setpgid, getpgid, getsid, daemon } from './session.js';
+// export { IO, pipe } from './io.js';
+// export { Socket } from './socket.js';
+
+export const Signal = { trap: signal.trap, list: signal.list, signame: signal.signame };
