@@ -84,8 +84,11 @@ static Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   Napi::Buffer<char> data = info[1].As<Napi::Buffer<char>>();
   Napi::Array pass = info[2].As<Napi::Array>();
   int flags = IntArg(info, 3) | MSG_NOSIGNAL;
+  // Ancillary data needs at least one byte of payload on a STREAM socket; a plain
+  // empty send stays empty (a zero-length datagram is a message of its own).
   char dummy = 0;
-  iovec iov{data.Length() ? data.Data() : &dummy, data.Length() ? data.Length() : 1};
+  bool pad = data.Length() == 0 && pass.Length() > 0;
+  iovec iov{pad ? &dummy : data.Data(), pad ? 1 : data.Length()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -121,8 +124,9 @@ static Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   if (maxFds > 0) {
+    // CMSG_LEN, not CMSG_SPACE: the space is rounded up and would admit one fd more than asked.
     msg.msg_control = ctrl.data();
-    msg.msg_controllen = ctrl.size();
+    msg.msg_controllen = CMSG_LEN(sizeof(int) * maxFds);
   }
   ssize_t r = RetryEintr([&] { return recvmsg(fd, &msg, flags); });
   if (r == -1) return Errno(env);

@@ -39,6 +39,10 @@ const platformParked = Math.max(0, platformTasks - 1);
 const expectedInParent = 1 + platformTasks + 1 + uvPoolSize;
 const PARK_TIMEOUT_MS = 10_000;
 
+// Node caches process.pid at start-up: a forked child would report its parent's pid,
+// and process.kill(process.pid) there would signal the parent.
+Object.defineProperty(process, 'pid', { get: () => native.getpid(), configurable: true, enumerable: true });
+
 let forkedChild = false;
 
 /** True in a process that unixproc forked (its exit path is the fork-safe one). */

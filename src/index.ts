@@ -16,7 +16,9 @@ export type { TrapHandler } from './signal.js';
 export { getrlimit, setrlimit, RLIM_INFINITY, RLIMIT } from './rlimit.js';
 export { getTitle, setTitle } from './title.js';
 export { setsid, getpgrp, setpgid, getpgid, getsid, daemon } from './session.js';
-// export { IO, pipe } from './io.js';
-// export { Socket } from './socket.js';
+export { IO, IOError, pipe } from './io.js';
+export type { IOMode } from './io.js';
+export { Socket } from './socket.js';
+export type { SocketType } from './socket.js';
 
 export const Signal = { trap: signal.trap, list: signal.list, signame: signal.signame };

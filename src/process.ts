@@ -1,6 +1,5 @@
 // The Process namespace with the book's (Ruby's) names, gathered from the modules that
-// implement them. process.pid is made live here: Node caches it at start-up, so a forked
-// child would otherwise report its parent's pid (and process.kill(process.pid) would hit the parent).
+// implement them. process.pid is made live in src/fork.ts.
 import { abort, atExit, exit, exitNow } from './exit.js';
 import { exec } from './exec.js';
 import { fork, isForkedChild, isSingleThreaded } from './fork.js';
@@ -11,8 +10,6 @@ import { kill } from './signal.js';
 import { Status } from './status.js';
 import { getTitle, setTitle } from './title.js';
 import * as waits from './wait.js';
-
-Object.defineProperty(process, 'pid', { get: () => native.getpid(), configurable: true, enumerable: true });
 
 const rlimitConstants = Object.fromEntries(Object.entries(RLIMIT).map(([k, v]) => [`RLIMIT_${k}`, v])) as Record<`RLIMIT_${string}`, number>;
 
