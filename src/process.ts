@@ -4,14 +4,12 @@ import { abort, atExit, exit, exitNow } from './exit.js';
 import { exec } from './exec.js';
 import { fork, isForkedChild, isSingleThreaded } from './fork.js';
 import { native } from './native.js';
-import { getrlimit, RLIM_INFINITY, RLIMIT, setrlimit } from './rlimit.js';
+import { getrlimit, RLIM_INFINITY, RLIMIT_CONSTANTS, setrlimit } from './rlimit.js';
 import { daemon, getpgid, getpgrp, getsid, setpgid, setsid } from './session.js';
 import { kill } from './signal.js';
 import { Status } from './status.js';
 import { getTitle, setTitle } from './title.js';
 import * as waits from './wait.js';
-
-const rlimitConstants = Object.fromEntries(Object.entries(RLIMIT).map(([k, v]) => [`RLIMIT_${k}`, v])) as Record<`RLIMIT_${string}`, number>;
 
 export const Process = {
   get pid(): number {
@@ -53,7 +51,7 @@ export const Process = {
   getrlimit,
   setrlimit,
   RLIM_INFINITY,
-  ...rlimitConstants,
+  ...RLIMIT_CONSTANTS,
   setsid,
   getpgrp,
   setpgid,

@@ -4,7 +4,13 @@ import { check, describe } from './errors.js';
 import { native } from './native.js';
 
 export const RLIM_INFINITY = Infinity;
-export const RLIMIT: Readonly<Record<string, number>> = Object.freeze({ ...native.RLIMIT });
+export const RESOURCES = ['AS', 'CORE', 'CPU', 'DATA', 'FSIZE', 'MEMLOCK', 'MSGQUEUE', 'NICE', 'NOFILE', 'NPROC', 'RSS', 'RTPRIO', 'RTTIME', 'SIGPENDING', 'STACK'] as const;
+export type Resource = (typeof RESOURCES)[number];
+export const RLIMIT: Readonly<Record<Resource, number>> = Object.freeze({ ...(native.RLIMIT as Record<Resource, number>) });
+/** Ruby's Process::RLIMIT_NOFILE and friends. */
+export const RLIMIT_CONSTANTS = Object.fromEntries(RESOURCES.map((r) => [`RLIMIT_${r}`, RLIMIT[r]])) as {
+  readonly [K in Resource as `RLIMIT_${K}`]: number;
+};
 
 function resourceOf(resource: unknown): number {
   if (typeof resource === 'number') {
@@ -13,7 +19,7 @@ function resourceOf(resource: unknown): number {
   }
   if (typeof resource !== 'string') throw new TypeError(`resource must be a name like 'NOFILE' or a number, got ${describe(resource)}`);
   const name = resource.toUpperCase().replace(/^RLIMIT_/, '');
-  const num = RLIMIT[name];
+  const num = RLIMIT[name as Resource];
   if (num === undefined) throw new RangeError(`unknown resource ${JSON.stringify(resource)} (known: ${Object.keys(RLIMIT).join(', ')})`);
   return num;
 }
