@@ -126,9 +126,12 @@ export function fork(fn?: () => unknown): number | null {
     dieOf(err);
   }
   if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+    // A grandchild forked while fn was pending inherits this continuation too: only the
+    // process that ran fn may be ended by its outcome.
+    const owner = native.getpid();
     (result as PromiseLike<unknown>).then(
-      () => process.exit(0),
-      (err) => dieOf(err),
+      () => native.getpid() === owner && process.exit(0),
+      (err) => native.getpid() === owner && dieOf(err),
     );
     return null;
   }
