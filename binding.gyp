@@ -11,6 +11,7 @@
         "native/process.cc",
         "native/rlimit.cc",
         "native/signal.cc",
+        "native/socket.cc",
         "native/title.cc",
         "native/wait.cc"
       ],

@@ -4,7 +4,13 @@
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { exec } from '../src/index.js';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { exec, isSingleThreaded } from '../src/index.js';
+import { serve } from '../server/index.js';
+import type { ServeOptions } from '../server/options.js';
 
 /** Node options a forking process needs (docs/fork-in-node.md): no V8 background threads. */
 export const FORK_SAFE_NODE_FLAGS = ['--single-threaded'];
@@ -32,6 +38,95 @@ export function runScript(script: string, args: string[], nodeArgs: string[]): n
   return exec(process.execPath, [...flags, file, ...args]);
 }
 
+/** The serve command forks: a CLI started without --single-threaded re-executes itself with it. */
+function ensureForkSafe(): void {
+  if (!isSingleThreaded()) exec(process.execPath, [...FORK_SAFE_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)]);
+}
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(v)}`);
+  return n;
+};
+const collect = (v: string, all: string[] | undefined) => [...(all ?? []), v];
+
+interface ServeFlags {
+  workers?: number;
+  listen?: string[];
+  backlog?: number;
+  timeout?: number;
+  shutdownTimeout?: number;
+  config?: string;
+  daemonize?: boolean;
+  pid?: string;
+  stdout?: string;
+  stderr?: string;
+  control?: string;
+  socketMode?: string;
+}
+
+async function serveCommand(app: string | undefined, flags: ServeFlags): Promise<void> {
+  ensureForkSafe();
+  const options: Partial<ServeOptions> = {
+    app,
+    workers: flags.workers,
+    listen: flags.listen,
+    backlog: flags.backlog,
+    timeout: flags.timeout,
+    shutdownTimeout: flags.shutdownTimeout,
+    config: flags.config,
+    daemonize: flags.daemonize,
+    pid: flags.pid,
+    stdout: flags.stdout,
+    stderr: flags.stderr,
+    control: flags.control,
+    socketMode: flags.socketMode === undefined ? undefined : parseInt(flags.socketMode, 8),
+  };
+  try {
+    await serve(options);
+  } catch (err) {
+    process.stderr.write(`unixproc serve: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+async function statusCommand(flags: { pid?: string; control?: string; json?: boolean }): Promise<void> {
+  let path = flags.control;
+  if (!path) {
+    if (!flags.pid) {
+      process.stderr.write('unixproc status: give --pid FILE or --control PATH\n');
+      process.exit(2);
+    }
+    const pid = Number(readFileSync(flags.pid, 'utf8').trim());
+    path = join(tmpdir(), `unixproc-${pid}.sock`);
+  }
+  const text = await new Promise<string>((resolve, reject) => {
+    const conn = net.connect(path!);
+    let buf = '';
+    conn.on('connect', () => conn.write('status\n'));
+    conn.on('data', (d) => (buf += d));
+    conn.on('end', () => resolve(buf));
+    conn.on('error', (e) => reject(new Error(`cannot reach the master at ${path}: ${e.message}`)));
+  }).catch((err: Error) => {
+    process.stderr.write(`unixproc status: ${err.message}\n`);
+    process.exit(1);
+  });
+  const status = JSON.parse(text);
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+    return;
+  }
+  const m = status.master;
+  process.stdout.write(`master ${m.pid}  generation ${m.generation}  workers wanted ${m.workersWanted}  listening ${status.listeners.join(', ')}\n`);
+  process.stdout.write('worker  pid      state     age(s)  requests  last beat(s)  PSS(MiB)\n');
+  for (const w of status.workers) {
+    const pss = w.pssKiB === null ? '-' : (w.pssKiB / 1024).toFixed(1);
+    process.stdout.write(
+      `${String(w.index).padEnd(7)} ${String(w.pid).padEnd(8)} ${w.state.padEnd(9)} ${String(w.ageSeconds).padStart(6)}  ${String(w.requests).padStart(8)}  ${String(w.lastHeartbeatSecondsAgo).padStart(12)}  ${pss.padStart(8)}\n`,
+    );
+  }
+}
+
 export function main(argv: string[]): void {
   const program = new Command();
   program.name('unixproc').description('The Unix process model for Node.js').version('0.1.0').enablePositionalOptions();
@@ -43,5 +138,29 @@ export function main(argv: string[]): void {
     .option('--node-arg <flag>', 'an extra flag for node (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .passThroughOptions()
     .action((script: string, args: string[], opts: { nodeArg: string[] }) => runScript(script, args, opts.nodeArg));
+  program
+    .command('serve')
+    .description('preforking HTTP server: load the app once, fork workers that share it copy-on-write')
+    .argument('[app]', 'the app module (.js or .ts): default export is a request listener, a { fetch } object, or a function returning one')
+    .option('-w, --workers <n>', 'number of workers (default: the number of CPUs)', int('--workers'))
+    .option('-l, --listen <address>', 'host:port, [::1]:port, :port, or a UNIX socket path (repeatable)', collect)
+    .option('--backlog <n>', 'listen backlog', int('--backlog'))
+    .option('-t, --timeout <seconds>', 'kill a worker silent for this long (a blocked event loop)', int('--timeout'))
+    .option('--shutdown-timeout <seconds>', 'how long a graceful stop (QUIT) waits for in-flight requests', int('--shutdown-timeout'))
+    .option('--socket-mode <octal>', 'file mode of UNIX sockets, e.g. 660')
+    .option('-c, --config <file>', 'config file (.js or .ts) exporting options and hooks')
+    .option('-D, --daemonize', 'detach from the terminal; return once the server is ready')
+    .option('--pid <file>', 'write the master pid here; refuse to start over a live one')
+    .option('--stdout <file>', 'append stdout to this file (reopened on USR1)')
+    .option('--stderr <file>', 'append stderr (and the lifecycle log) to this file (reopened on USR1)')
+    .option('--control <path>', 'the control socket for `unixproc status` (default: in the temp dir, by pid)')
+    .action((app: string | undefined, flags: ServeFlags) => serveCommand(app, flags));
+  program
+    .command('status')
+    .description("list a running server's workers: pid, age, requests, last heartbeat, PSS")
+    .option('--pid <file>', "the server's pid file")
+    .option('--control <path>', "the server's control socket")
+    .option('--json', 'print JSON')
+    .action((flags: { pid?: string; control?: string; json?: boolean }) => statusCommand(flags));
   program.parse(argv);
 }

@@ -10,6 +10,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   unixproc::InitRlimit(env, exports);
   unixproc::InitTitle(env, exports);
   unixproc::InitFd(env, exports);
+  unixproc::InitSocket(env, exports);
   return exports;
 }
 

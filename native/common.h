@@ -29,5 +29,6 @@ void InitSignal(Napi::Env env, Napi::Object exports);
 void InitRlimit(Napi::Env env, Napi::Object exports);
 void InitTitle(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
+void InitSocket(Napi::Env env, Napi::Object exports);
 
 }  // namespace unixproc

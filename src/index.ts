@@ -19,6 +19,9 @@ export { setsid, getpgrp, setpgid, getpgid, getsid, daemon } from './session.js'
 export { IO, IOError, pipe } from './io.js';
 export type { IOMode } from './io.js';
 export { Socket } from './socket.js';
+export { listen, Listener, parseAddress } from './listener.js';
+export { readPss } from './meminfo.js';
+export type { ListenAddress, ListenOptions } from './listener.js';
 export type { SocketType } from './socket.js';
 
 export const Signal = { trap: signal.trap, list: signal.list, signame: signal.signame };

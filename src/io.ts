@@ -1,7 +1,7 @@
 // IO: Ruby's IO over a raw file descriptor (fileno, read, write, gets, puts, close), and
 // IO.pipe. Reads and writes are synchronous read(2)/write(2) calls, as in the book; `stream`
 // hands the fd to libuv when the event loop must not block.
-import { readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { SystemCallError, check, describe, integer } from './errors.js';
 import { native } from './native.js';
@@ -125,6 +125,29 @@ export class IO {
     } else {
       check(native.close(this.#fd), 'close', `(fd ${this.#fd})`);
     }
+  }
+
+  /**
+   * Ruby's IO#reopen: makes this fd refer to another open file (a path, opened for
+   * appending when the IO writes, or another IO), keeping its number, as dup2(2) does.
+   * This is how stdout and stderr are pointed at log files, and reopened after rotation.
+   */
+  reopen(target: string | IO): this {
+    this.#open();
+    if (this.#stream) throw new IOError('cannot reopen an IO whose stream is in use');
+    if (target instanceof IO) {
+      check(native.dup2(target.fileno, this.#fd), 'dup2');
+      return this;
+    }
+    if (typeof target !== 'string') throw new TypeError(`reopen target must be a path or an IO, got ${describe(target)}`);
+    const fd = openSync(target, this.mode === 'r' ? 'r' : 'a');
+    try {
+      check(native.dup2(fd, this.#fd), 'dup2');
+    } finally {
+      closeSync(fd);
+    }
+    this.#buffered = Buffer.alloc(0);
+    return this;
   }
 
   get cloexec(): boolean {

@@ -51,6 +51,10 @@ export interface Native {
   setNonblock(fd: number, on: boolean): number;
   sendMsg(fd: number, data: Buffer, fds: number[], flags: number): number;
   recvMsg(fd: number, maxBytes: number, maxFds: number, flags: number): [Buffer, number[], boolean] | number;
+  listenInet(ip: string, port: number, backlog: number, ipv6Only: boolean): number;
+  listenUnix(path: string, backlog: number): number;
+  sockName(fd: number): ['inet' | 'inet6' | 'unix', string, number] | number;
+  sockType(fd: number): number;
   SOCK_STREAM: number;
   SOCK_DGRAM: number;
   SOCK_SEQPACKET: number;

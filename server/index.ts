@@ -1,0 +1,46 @@
+// serve(): the preforking HTTP server as a library call, and its daemonizing with a
+// ready pipe, so that `unixproc serve -D` returns only once the master serves (or
+// fails, with the reason) instead of as soon as it has forked.
+import { daemon, exitNow, fork, pipe, wait2, type IO } from '../src/index.js';
+import { log } from './log.js';
+import { Master, UPGRADE_ENV } from './master.js';
+import type { ServeOptions } from './options.js';
+
+export type { ServeOptions, ServeHooks, WorkerInfo } from './options.js';
+export { Master } from './master.js';
+
+/** Runs the master in this process (which must run with --single-threaded); resolves once it serves. */
+export async function serve(options: Partial<ServeOptions>): Promise<Master> {
+  let ready: IO | undefined;
+  if (options.daemonize && !process.env[UPGRADE_ENV]) ready = await daemonize();
+  const master = new Master(options, ready);
+  try {
+    await master.start();
+  } catch (err) {
+    if (ready) {
+      ready.write(`error: ${(err as Error).message}\n`);
+      ready.close();
+    }
+    throw err;
+  }
+  return master;
+}
+
+/** Forks, daemonizes the child, and lets the parent exit with the master's verdict. */
+async function daemonize(): Promise<IO> {
+  const [r, w] = pipe();
+  const pid = fork();
+  if (pid !== null) {
+    w.close();
+    const verdict = (r.read() ?? Buffer.alloc(0)).toString();
+    r.close();
+    await wait2(pid);
+    if (verdict.startsWith('ok')) exitNow(0);
+    process.stderr.write(`unixproc serve: ${verdict.replace(/^error: /, '').trim() || 'the daemon exited before it was ready'}\n`);
+    exitNow(1);
+  }
+  r.close();
+  daemon();
+  log('master.daemonized', {});
+  return w;
+}

@@ -1,0 +1,90 @@
+// What `unixproc serve` can be told, from flags and from a config file (-c, TS or JS),
+// and the hooks a config file may define. Flags win over the config file; HUP re-reads
+// the file, so a reload picks up its changes.
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Status } from '../src/index.js';
+import { loadModule } from './app.js';
+
+export interface WorkerInfo {
+  /** 0-based slot of the worker (Unicorn's worker number). */
+  index: number;
+  pid: number;
+  /** Which app load (HUP) the worker runs. */
+  generation: number;
+}
+
+export interface ServeHooks {
+  /** In the master, before it forks a worker. */
+  beforeFork?: (worker: { index: number; generation: number }) => void | Promise<void>;
+  /** In the worker, right after fork, before it accepts. */
+  afterFork?: (worker: WorkerInfo) => void | Promise<void>;
+  /** In the master, when a worker has started accepting. */
+  afterWorkerReady?: (worker: WorkerInfo) => void;
+  /** In the master, before it re-executes itself for USR2. */
+  beforeExec?: () => void;
+  /** In the master, when a worker has been reaped. */
+  onWorkerExit?: (worker: WorkerInfo, status: Status) => void;
+}
+
+export interface ServeOptions extends ServeHooks {
+  /** The app module: its default export is a request listener, a { fetch } object, or a function returning either. */
+  app: string;
+  /** Addresses to listen on: "host:port", "[::1]:port", ":port", "unix:/path" or a path. */
+  listen: string[];
+  workers: number;
+  backlog: number;
+  /** Seconds a worker may go without a heartbeat before it is killed (a blocked event loop). */
+  timeout: number;
+  /** Seconds a graceful stop (QUIT) waits for in-flight requests. */
+  shutdownTimeout: number;
+  /** Mode of UNIX socket files, e.g. 0o666. */
+  socketMode?: number;
+  pid?: string;
+  daemonize: boolean;
+  stdout?: string;
+  stderr?: string;
+  /** The control socket `unixproc status` talks to (default: <pid>.sock, else a path in the temp dir). */
+  control?: string;
+  /** The config file the options came from, re-read on HUP. */
+  config?: string;
+}
+
+export const DEFAULTS = {
+  listen: ['127.0.0.1:8080'],
+  workers: availableParallelism(),
+  backlog: 1024,
+  timeout: 60,
+  shutdownTimeout: 30,
+  daemonize: false,
+};
+
+/** Reads a config file (TS or JS) whose default export holds options and hooks. */
+export async function loadConfig(file: string, generation: number): Promise<Partial<ServeOptions>> {
+  const mod = await loadModule(resolve(file), generation);
+  const conf = (mod as { default?: unknown }).default ?? mod;
+  if (!conf || typeof conf !== 'object') throw new TypeError(`config ${file}: the default export must be an object of options`);
+  return conf as Partial<ServeOptions>;
+}
+
+/** Merges defaults, the config file and flags, and checks the result. */
+export async function resolveOptions(flags: Partial<ServeOptions>, generation = 0): Promise<ServeOptions> {
+  const fromFile = flags.config ? await loadConfig(flags.config, generation) : {};
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const merged = { ...DEFAULTS, ...fromFile, ...defined } as ServeOptions;
+  if (!merged.app) throw new TypeError('no app given: `unixproc serve app.js`, or `app` in the config file');
+  if (typeof merged.listen === 'string') merged.listen = [merged.listen];
+  if (!Array.isArray(merged.listen) || merged.listen.length === 0) throw new TypeError('listen must name at least one address');
+  for (const [key, min] of [['workers', 0], ['backlog', 1], ['timeout', 1], ['shutdownTimeout', 0]] as const) {
+    const v = merged[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new RangeError(`${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  const base = flags.config ? resolve(flags.config, '..') : process.cwd();
+  merged.app = resolve(base, merged.app);
+  if (merged.config) merged.config = resolve(merged.config);
+  if (merged.pid) merged.pid = resolve(merged.pid);
+  return merged;
+}
+
+export { pathToFileURL };
