@@ -1,7 +1,7 @@
 // `npm test`: compiles the TypeScript, builds the addon for Node 22 and 24 (from
 // tools/node-versions, installed from the npm registry), runs every suite on the Node
-// running this script and the fork-related suites on the other versions, then prints
-// one closing line with the totals.
+// running this script and on the other versions, then prints one closing line with
+// the totals.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,15 +25,15 @@ const all = readdirSync(testDir)
   .filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)))
   .sort()
   .map((f) => join(testDir, f));
-// The suites that exercise fork itself run on every supported Node.
-const forkSuites = all.filter((f) => /(fork|wait|signal|exit|stress)[^/]*\.test\.js$/.test(f));
+// Every suite forks, so every suite runs on every supported Node.
+const forkSuites = all;
 
 const plan = [{ label: `Node ${process.version}`, bin: process.execPath, files: all }];
 if (!process.env.UNIXPROC_ONLY_THIS_NODE) {
   for (const node of otherNodes()) {
     buildFor(node);
     const version = execFileSync(node.bin, ['--version'], { encoding: 'utf8' }).trim();
-    if (forkSuites.length) plan.push({ label: `Node ${version} (fork suites)`, bin: node.bin, files: forkSuites });
+    if (forkSuites.length) plan.push({ label: `Node ${version}`, bin: node.bin, files: forkSuites });
   }
 }
 

@@ -87,18 +87,19 @@ describe('trap', () => {
   test('runs the handler with the signal number and returns the previous handler for chaining', TIMEOUT, async () => {
     const calls: string[] = [];
     const first = (n: number) => calls.push(`first ${n}`);
-    const before = trap('USR2', first);
+    // WINCH: USR1 and USR2 may belong to Node itself (inspector, diagnostic reports).
+    const before = trap('WINCH', first);
     assert.equal(before, 'DEFAULT');
-    const previous = trap('SIGUSR2', (n) => {
+    const previous = trap('SIGWINCH', (n) => {
       calls.push(`second ${n}`);
       if (typeof previous === 'function') previous(n);
     });
     assert.equal(previous, first);
-    kill('USR2', process.pid);
+    kill('WINCH', process.pid);
     await waitFor(() => calls.length >= 2, 5_000, 'handlers');
-    assert.deepEqual(calls, ['second 12', 'first 12']);
-    assert.equal(typeof trap('USR2', 'DEFAULT'), 'function');
-    assert.equal(process.listenerCount('SIGUSR2'), 0);
+    assert.deepEqual(calls, ['second 28', 'first 28']);
+    assert.equal(typeof trap('WINCH', 'DEFAULT'), 'function');
+    assert.equal(process.listenerCount('SIGWINCH'), 0);
   });
 
   test('IGNORE ignores at the kernel level, SYSTEM_DEFAULT restores it', TIMEOUT, async () => {
