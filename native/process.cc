@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <vector>
 
@@ -61,7 +62,22 @@ static Napi::Value Exec(const Napi::CallbackInfo& info) {
   return Errno(info.Env());
 }
 
+// Becomes (or stops being) a child subreaper: orphaned descendants are re-parented to
+// this process instead of init, so it can reap them (what tini does as PID 1).
+static Napi::Value SetSubreaper(const Napi::CallbackInfo& info) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, info[0].ToBoolean() ? 1 : 0, 0, 0, 0) == -1) return Errno(info.Env());
+  return Num(info.Env(), 0);
+}
+
+static Napi::Value GetSubreaper(const Napi::CallbackInfo& info) {
+  int on = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) == -1) return Errno(info.Env());
+  return Num(info.Env(), on);
+}
+
 void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports["setSubreaper"] = Napi::Function::New(env, SetSubreaper);
+  exports["getSubreaper"] = Napi::Function::New(env, GetSubreaper);
   exports["getpid"] = Napi::Function::New(env, GetPid);
   exports["getppid"] = Napi::Function::New(env, GetPpid);
   exports["kill"] = Napi::Function::New(env, Kill);

@@ -105,6 +105,9 @@ function rawFork(): number {
   return pid;
 }
 
+/** A synchronous block never returns in the child (number); an async one returns null there. */
+export type ForkResult<T> = [T] extends [never] ? number : [T] extends [PromiseLike<unknown>] ? number | null : number;
+
 /**
  * fork(): returns the child's pid in the parent and null in the child.
  * fork(fn): the child runs fn and exits 0 when it returns or its promise resolves,
@@ -114,6 +117,8 @@ function rawFork(): number {
  * when the promise settles: the caller must stop there when it sees null (return, or
  * await a promise that never settles), or its own code goes on running in the child.
  */
+export function fork(): number | null;
+export function fork<T>(fn: () => T): ForkResult<T>;
 export function fork(fn?: () => unknown): number | null {
   if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`fork(fn): fn must be a function, got ${describe(fn)}`);
   const pid = rawFork();

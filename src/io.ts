@@ -83,6 +83,17 @@ export class IO {
     this.#mode = mode;
   }
 
+  /**
+   * Ruby's File.open: opens path with fs flags ('r', 'w', 'a', 'r+', 'w+', 'a+', ...)
+   * and wraps the fd. Node opens it close-on-exec, as Ruby does.
+   */
+  static open(path: string, flags = 'r', mode = 0o666): IO {
+    if (typeof path !== 'string') throw new TypeError(`path must be a string, got ${describe(path)}`);
+    if (typeof flags !== 'string') throw new TypeError(`flags must be a string like 'r' or 'a', got ${describe(flags)}`);
+    const fd = openSync(path, flags, mode);
+    return new IO(fd, flags.includes('+') ? 'r+' : flags.startsWith('r') ? 'r' : 'w');
+  }
+
   /** Ruby's IO.for_fd. */
   static for(fd: number, mode?: IOMode): IO {
     return new IO(fd, mode);

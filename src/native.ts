@@ -22,6 +22,8 @@ export interface Native {
   getpgid(pid: number): number;
   getsid(pid: number): number;
   exitNow(code: number): never;
+  setSubreaper(on: boolean): number;
+  getSubreaper(): number;
   exec(file: string, argv: string[]): number;
 
   waitpid(pid: number, flags: number): [number, number] | number;

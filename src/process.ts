@@ -5,13 +5,13 @@ import { exec } from './exec.js';
 import { fork, isForkedChild, isSingleThreaded } from './fork.js';
 import { native } from './native.js';
 import { getrlimit, RLIM_INFINITY, RLIMIT_CONSTANTS, setrlimit } from './rlimit.js';
-import { daemon, getpgid, getpgrp, getsid, setpgid, setsid } from './session.js';
+import { daemon, getpgid, getpgrp, getsid, isSubreaper, setpgid, setsid, setSubreaper } from './session.js';
 import { kill } from './signal.js';
 import { Status } from './status.js';
 import { getTitle, setTitle } from './title.js';
 import * as waits from './wait.js';
 
-export const Process = {
+const namespace = {
   get pid(): number {
     return native.getpid();
   },
@@ -58,4 +58,16 @@ export const Process = {
   getpgid,
   getsid,
   daemon,
+  setSubreaper,
+  isSubreaper,
 };
+
+// An explicit type, so that TypeScript treats Process.exit and Process.exitNow as ending the
+// code path (control-flow narrowing needs an annotated reference).
+interface Exits {
+  exit(code?: number | boolean): never;
+  exitNow(code?: number | boolean): never;
+  abort(msg?: string): never;
+}
+export type ProcessNamespace = Omit<typeof namespace, keyof Exits> & Exits;
+export const Process: ProcessNamespace = namespace;

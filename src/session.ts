@@ -35,6 +35,20 @@ export function getsid(pid = 0): number {
 }
 
 /**
+ * Makes this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER): orphans among its
+ * descendants are re-parented to it rather than to init, so it can wait for them. This
+ * is how a supervisor keeps track of grandchildren whose parent died.
+ */
+export function setSubreaper(on = true): void {
+  if (typeof on !== 'boolean') throw new TypeError(`setSubreaper(on): on must be a boolean, got ${typeof on}`);
+  check(native.setSubreaper(on), 'prctl');
+}
+
+export function isSubreaper(): boolean {
+  return check(native.getSubreaper(), 'prctl') === 1;
+}
+
+/**
  * Ruby's Process.daemon(nochdir = false, noclose = false): the calling process exits 0
  * at once (without atExit handlers), and the JS after daemon() goes on in a grandchild
  * that is in a new session, not its leader, with cwd '/' and stdio on /dev/null unless

@@ -29,7 +29,9 @@ export function kill(signal: string | number, ...pids: number[]): number {
 
 export type TrapCommand = 'IGNORE' | 'SIG_IGN' | '' | 'DEFAULT' | 'SIG_DFL' | 'SYSTEM_DEFAULT' | 'EXIT';
 export type TrapHandler = ((signo: number) => void) | TrapCommand;
-type Previous = ((signo: number) => void) | 'IGNORE' | 'DEFAULT' | 'SYSTEM_DEFAULT' | 'EXIT';
+/** What trap returns: the previous handler, or the command string that stood for it. */
+export type TrapPrevious = ((signo: number) => void) | 'IGNORE' | 'DEFAULT' | 'SYSTEM_DEFAULT' | 'EXIT';
+type Previous = TrapPrevious;
 
 // Signals the kernel will not let a process catch, and those a JS handler cannot
 // meaningfully handle: they are raised by the faulting instruction itself.

@@ -3,7 +3,9 @@
 // Run with `node --single-threaded --test` (the fork tests need it).
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { IO, IOError, pipe } from '../src/io.js';
 import { SystemCallError } from '../src/errors.js';
@@ -259,4 +261,27 @@ async function loadFork(): Promise<{
 
 after(() => {
   assert.equal(openFds(), fdsAtStart, 'every fd opened by these tests is closed');
+});
+
+describe('IO.open and reopen', () => {
+  test('open a file, write, reopen another IO onto it', { timeout: 20_000 }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unixproc-io-'));
+    try {
+      const a = IO.open(join(dir, 'a.txt'), 'w');
+      a.write('first\n');
+      const b = IO.open(join(dir, 'b.txt'), 'a');
+      b.reopen(join(dir, 'a.txt'));
+      b.write('second\n');
+      a.close();
+      b.close();
+      const r = IO.open(join(dir, 'a.txt'));
+      assert.equal(r.read()!.toString(), 'first\nsecond\n');
+      assert.equal(r.mode, 'r');
+      r.close();
+      assert.throws(() => IO.open(join(dir, 'missing', 'x')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+      assert.throws(() => IO.open(5 as unknown as string), TypeError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

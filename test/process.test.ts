@@ -14,6 +14,7 @@ import {
   RLIM_INFINITY,
   setpgid,
   setrlimit,
+  setSubreaper,
   setsid,
   SystemCallError,
   wait2,
@@ -218,5 +219,34 @@ describe('sessions and process groups', () => {
     } finally {
       tmp.cleanup();
     }
+  });
+});
+
+describe('subreaper', () => {
+  test('an orphaned grandchild is re-parented to a subreaper, which can reap it', TIMEOUT, () => {
+    const r = runScript(`
+      U.setSubreaper(true);
+      console.log('subreaper ' + U.isSubreaper());
+      const [rd, wr] = U.pipe();
+      const middle = U.fork(() => {
+        U.fork(() => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); U.exitNow(7); });
+        U.exitNow(0); // the grandchild is orphaned
+      });
+      wr.close();
+      await U.wait2(middle);
+      const kids = (await import('node:fs')).readFileSync('/proc/self/task/' + process.pid + '/children', 'utf8').trim().split(' ').filter(Boolean).map(Number);
+      console.log('adopted ' + kids.length);
+      // Not forked by this process's unixproc, so it is waited for by pid.
+      const [, st] = U.wait2Sync(kids[0]);
+      console.log('grandchild ' + st.exitstatus);
+      rd.close();`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'subreaper true\nadopted 1\ngrandchild 7\n');
+    assert.throws(() => setSubreaper('yes' as unknown as boolean), TypeError);
+  });
+
+  test('the title defaults to the command line ps shows', () => {
+    assert.equal(Process.title, readFileSync('/proc/self/cmdline', 'utf8').replace(/\0+$/, '').split('\0').join(' '));
+    assert.match(Process.title, /--single-threaded/);
   });
 });
