@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
@@ -106,6 +107,12 @@ void NotePending(uv_handle_t* h, void* arg) {
   if (a->pending) static_cast<std::vector<uv_async_t*>*>(arg)->push_back(a);
 }
 
+void ForgetCaughtSignals(uv_handle_t* h, void*) {
+  if (h->type != UV_SIGNAL) return;
+  auto* s = reinterpret_cast<uv_signal_t*>(h);
+  s->caught_signals = s->dispatched_signals;
+}
+
 }  // namespace
 
 static Napi::Value PlatformThreads(const Napi::CallbackInfo& info) {
@@ -163,6 +170,12 @@ static Napi::Value Fork(const Napi::CallbackInfo& info) {
   std::vector<uv_async_t*> pending;
   uv_walk(loop, NotePending, &pending);
 
+  // No signal may run a handler between fork(2) and uv_loop_fork in the child: libuv's
+  // handler would write to the signal pipe still shared with the parent, handing the
+  // child's signal to the parent. Blocked, it stays pending and arrives afterwards.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   pid_t pid = fork();
   if (pid == 0) {
     // Only this thread exists now. The parkings are leaked on purpose: their
@@ -176,9 +189,14 @@ static Napi::Value Fork(const Napi::CallbackInfo& info) {
       a->pending = 0;
       uv_async_send(a);
     }
+    // Signals the parent caught but had not dispatched are the parent's: their messages
+    // stayed in the old pipe. Left counted, a closed handle would never finish closing.
+    uv_walk(loop, ForgetCaughtSignals, nullptr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return Num(env, 0);
   }
   int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   release();
   return Num(env, pid == -1 ? -err : pid);
 }

@@ -2,7 +2,10 @@
 // compiled with esbuild into one ESM bundle (lazy imports become chunks of it) rather
 // than through loader hooks, which run on a thread that a forked worker does not have.
 // Each load (HUP) gets a new bundle, so the app's own modules are re-read.
-import { build } from 'esbuild';
+// The build is synchronous, in an esbuild process that exits when it is done: esbuild's
+// async API keeps a service process whose stdio pipes every forked worker would inherit,
+// and a worker reading the master's pipe steals (and chokes on) the master's next build
+// result, so a HUP hung the master's signal queue and crashed a worker.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
@@ -19,7 +22,8 @@ export async function loadModule(file: string, generation: number): Promise<unkn
   if (/\.(c|m)?tsx?$/.test(extname(file))) {
     const dir = join(cacheRoot, createHash('sha1').update(file).digest('hex').slice(0, 12), `${process.pid}-${generation}`);
     mkdirSync(dir, { recursive: true });
-    const result = await build({
+    const { buildSync } = await esbuild();
+    const result = buildSync({
       entryPoints: { index: file },
       outdir: dir,
       bundle: true,
@@ -36,6 +40,13 @@ export async function loadModule(file: string, generation: number): Promise<unkn
     return import(pathToFileURL(join(dir, 'index.mjs')).href);
   }
   return import(`${pathToFileURL(file).href}?generation=${generation}`);
+}
+
+let esbuildModule: Promise<typeof import('esbuild')> | undefined;
+/** esbuild, told not to run buildSync on a worker thread (which a fork does not copy). */
+function esbuild(): Promise<typeof import('esbuild')> {
+  process.env.ESBUILD_WORKER_THREADS = '0';
+  return (esbuildModule ??= import('esbuild'));
 }
 
 type FetchApp = { fetch: (req: Request) => Response | Promise<Response> };

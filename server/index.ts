@@ -32,7 +32,10 @@ async function daemonize(): Promise<IO> {
   const pid = fork();
   if (pid !== null) {
     w.close();
-    const verdict = (r.read() ?? Buffer.alloc(0)).toString();
+    // The first line is the verdict. Not read to EOF: on success the daemon's workers may
+    // still hold the pipe's write end, and 'ok' must not wait for them.
+    const first = r.gets() ?? '';
+    const verdict = first.startsWith('ok') ? first : first + (r.read() ?? Buffer.alloc(0)).toString();
     r.close();
     await wait2(pid);
     if (verdict.startsWith('ok')) exitNow(0);

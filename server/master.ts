@@ -9,7 +9,7 @@
 // A forked worker starts as a copy of the master, with the master's timers, handles and
 // pending continuations: becomeWorker() closes what is the master's, and every async
 // master path checks that it still runs in the master.
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import type { RequestListener } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -32,7 +32,7 @@ import {
 } from '../src/index.js';
 import { loadApp } from './app.js';
 import { log, redirectLogs } from './log.js';
-import { resolveOptions, type ServeOptions, type WorkerInfo } from './options.js';
+import { resolveOptions, START_CWD, type ServeOptions, type WorkerInfo } from './options.js';
 import { runWorker, type WorkerMessage } from './worker.js';
 
 interface WorkerState extends WorkerInfo {
@@ -65,7 +65,7 @@ export class Master {
   private draining = false;
   private stopping = false;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private control?: { server: net.Server; listener: Listener };
+  private control?: { server: net.Server; listener: Listener; ino: number };
   private readonly pid = process.pid;
   private upgradePid: number | null = null;
   private crashes: number[] = [];
@@ -145,7 +145,7 @@ export class Master {
     });
     server.listen({ fd: listener.fd });
     server.unref();
-    this.control = { server, listener };
+    this.control = { server, listener, ino: statSync(path).ino };
   }
 
   status(): Record<string, unknown> {
@@ -239,15 +239,17 @@ export class Master {
 
   // ---- workers ---------------------------------------------------------------------
 
-  private spawnMissingWorkers(): void {
+  private spawnMissingWorkers(backedOff = false): void {
     if (this.stopping || !this.inMaster || this.spawnScheduled) return;
-    const delay = this.backoffMs();
+    // After the wait, spawn: the crashes stay counted for a minute, and asking again
+    // would only wait again without ever spawning (logging a backoff every delay).
+    const delay = backedOff ? 0 : this.backoffMs();
     if (delay > 0) {
       log('master.backoff', { delayMs: delay, recentCrashes: this.crashes.length });
       this.spawnScheduled = setTimeout(() => {
         this.spawnScheduled = null;
         this.crashes = this.crashes.filter((t) => Date.now() - t < 60_000);
-        this.spawnMissingWorkers();
+        this.spawnMissingWorkers(true);
       }, delay);
       this.timers.add(this.spawnScheduled);
       return;
@@ -379,6 +381,9 @@ export class Master {
     for (const other of this.workers.values()) other.channel.close();
     this.workers.clear();
     this.control?.server.close();
+    // The -D ready pipe is the master's to write: a worker holding it open would keep the
+    // waiting command from seeing EOF.
+    if (this.ready && !this.ready.closed) this.ready.close();
     this.queue.length = 0;
     runWorker({ info, options: this.opts, app: this.app, fds: this.listeners.map((l) => l.fd), channel }).catch((err) => {
       log('worker.error', { error: String((err as Error)?.stack ?? err) });
@@ -431,6 +436,9 @@ export class Master {
       process.env[LISTEN_FDS_ENV] = JSON.stringify(this.listeners.map((l) => ({ fd: l.fd, address: l.address })));
       process.env[UPGRADE_ENV] = '1';
       try {
+        // Relative paths in the arguments mean what they meant when the command started
+        // (a daemon runs in /).
+        process.chdir(START_CWD);
         exec(process.execPath, [...process.execArgv, ...process.argv.slice(1)]);
       } catch (err) {
         log('master.exec_failed', { error: String(err) });
@@ -485,8 +493,10 @@ export class Master {
     for (const t of this.timers) clearTimeout(t);
     if (this.control) {
       this.control.server.close();
+      // After an upgrade the path may be the new master's socket (bound anew at the same
+      // path): remove only the file this master bound.
       try {
-        unlinkSync(this.control.listener.address);
+        if (statSync(this.control.listener.address).ino === this.control.ino) unlinkSync(this.control.listener.address);
       } catch {
         /* already gone */
       }

@@ -51,6 +51,13 @@ export interface ServeOptions extends ServeHooks {
   config?: string;
 }
 
+/**
+ * The directory relative paths (app, config, pid, log files, control and UNIX socket
+ * paths) are resolved against: where the command started, also after -D has chdir'ed the
+ * daemon to /, and in a master re-executed for USR2 (which is started from here again).
+ */
+export const START_CWD = process.cwd();
+
 export const DEFAULTS = {
   listen: ['127.0.0.1:8080'],
   workers: availableParallelism(),
@@ -62,7 +69,12 @@ export const DEFAULTS = {
 
 /** Reads a config file (TS or JS) whose default export holds options and hooks. */
 export async function loadConfig(file: string, generation: number): Promise<Partial<ServeOptions>> {
-  const mod = await loadModule(resolve(file), generation);
+  let mod: unknown;
+  try {
+    mod = await loadModule(resolve(START_CWD, file), generation);
+  } catch (err) {
+    throw new Error(`config ${file}: ${(err as Error)?.message ?? err}`, { cause: err });
+  }
   const conf = (mod as { default?: unknown }).default ?? mod;
   if (!conf || typeof conf !== 'object') throw new TypeError(`config ${file}: the default export must be an object of options`);
   return conf as Partial<ServeOptions>;
@@ -80,10 +92,16 @@ export async function resolveOptions(flags: Partial<ServeOptions>, generation = 
     const v = merged[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new RangeError(`${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
   }
-  const base = flags.config ? resolve(flags.config, '..') : process.cwd();
+  const base = flags.config ? resolve(START_CWD, flags.config, '..') : START_CWD;
   merged.app = resolve(base, merged.app);
-  if (merged.config) merged.config = resolve(merged.config);
-  if (merged.pid) merged.pid = resolve(merged.pid);
+  for (const key of ['config', 'pid', 'stdout', 'stderr', 'control'] as const) {
+    if (merged[key]) merged[key] = resolve(START_CWD, merged[key]);
+  }
+  merged.listen = merged.listen.map((a) => {
+    if (typeof a !== 'string') return a;
+    if (a.startsWith('unix:')) return `unix:${resolve(START_CWD, a.slice(5))}`;
+    return a.startsWith('.') ? resolve(START_CWD, a) : a;
+  });
   return merged;
 }
 

@@ -3,6 +3,7 @@
 // heartbeat to the master, and stop gracefully on QUIT (finish in-flight requests) or at
 // once on TERM/INT.
 import http, { type RequestListener } from 'node:http';
+import net, { type Socket as Socket_ } from 'node:net';
 import { Process, Signal, Socket } from '../src/index.js';
 import { log, redirectLogs, setRole } from './log.js';
 import type { ServeOptions, WorkerInfo } from './options.js';
@@ -15,6 +16,9 @@ export interface WorkerContext {
   /** SEQPACKET channel to the master: heartbeats and 'ready' go up. */
   channel: Socket;
 }
+
+/** How long a stopping worker waits for the first request of a connection it accepted. */
+const FRESH_GRACE_MS = 3000;
 
 /** Messages a worker sends its master. */
 export type WorkerMessage = { t: 'ready' } | { t: 'beat'; requests: number; active: number };
@@ -37,20 +41,48 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     Process.title = `unixproc worker[${info.index}] ${stopping ? 'stopping' : 'serving'} requests=${requests} ${options.app}`;
   };
   title();
+  // Trapped before anything else: the master forwards USR1 (and TTOU/HUP send QUIT) to a
+  // worker that may still be booting, and USR1's default action would kill it. A QUIT
+  // before the worker serves has nothing to finish.
+  Signal.trap('USR1', () => redirectLogs());
+  Signal.trap('TERM', () => Process.exit(0));
+  Signal.trap('INT', () => Process.exit(0));
+  Signal.trap('QUIT', () => Process.exit(0));
   await options.afterFork?.(info);
 
+  // Connections this worker accepted: `fresh` ones have not delivered a request yet (the
+  // client has most likely sent one already), `busy` ones are serving a request.
+  const fresh = new Set<Socket_>();
+  const busy = new Set<Socket_>();
+  const all = new Set<Socket_>();
   const servers = ctx.fds.map(() =>
     http.createServer((req, res) => {
       requests++;
       active++;
+      const sock = req.socket;
+      fresh.delete(sock);
+      busy.add(sock);
       res.once('close', () => {
         active--;
-        if (stopping && active === 0) finish();
+        busy.delete(sock);
+        maybeFinish();
       });
       if (stopping) res.setHeader('connection', 'close');
       ctx.app(req, res);
     }),
   );
+  for (const s of servers) {
+    s.on('connection', (sock: Socket_) => {
+      all.add(sock);
+      fresh.add(sock);
+      sock.once('close', () => {
+        all.delete(sock);
+        fresh.delete(sock);
+        busy.delete(sock);
+        maybeFinish();
+      });
+    });
+  }
   // Requests on a kept-alive connection are not 'in flight' between requests: a graceful
   // stop closes such idle connections instead of waiting for the client.
   for (const s of servers) s.keepAliveTimeout = 5000;
@@ -71,6 +103,9 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   }, beatEvery);
 
   let finished = false;
+  function maybeFinish(): void {
+    if (stopping && active === 0 && fresh.size === 0) finish();
+  }
   function finish(): void {
     if (finished) return;
     finished = true;
@@ -82,16 +117,21 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     if (stopping) return;
     stopping = true;
     title();
-    log('worker.stopping', { index: info.index, active });
-    for (const s of servers) {
-      s.close();
-      s.closeIdleConnections();
-    }
-    if (active === 0) finish();
+    log('worker.stopping', { index: info.index, active, fresh: fresh.size });
+    // Stop accepting (net's close: http's would also drop the idle connections, fresh ones
+    // included). A connection this worker accepted but has not read a request from yet
+    // is served (with connection: close): closing it would lose a request that the client
+    // sent on a new connection and cannot tell was not processed. Connections idle
+    // between requests are closed; a client retries a request it wrote on a reused
+    // connection that was closed before any answer.
+    for (const s of servers) net.Server.prototype.close.call(s);
+    for (const sock of all) if (!fresh.has(sock) && !busy.has(sock)) sock.destroy();
+    // A fresh connection that sends nothing is not waited for long.
+    setTimeout(() => {
+      for (const sock of fresh) sock.destroy();
+    }, FRESH_GRACE_MS).unref();
+    maybeFinish();
   });
-  Signal.trap('TERM', () => Process.exit(0));
-  Signal.trap('INT', () => Process.exit(0));
-  Signal.trap('USR1', () => redirectLogs());
   // The master's death closes the channel: a worker never outlives its master.
   channel.recvAsync(1).then(() => {
     if (!stopping) log('worker.orphaned', { index: info.index });

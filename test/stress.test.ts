@@ -4,6 +4,7 @@
 // nothing may be left behind: no zombie, no child, no fd.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
@@ -42,6 +43,11 @@ test(`${CYCLES} fork/exit cycles from a busy parent`, { timeout: 20 * 60_000 }, 
   const parent = process.pid;
   let next = 0;
   async function one(i: number): Promise<void> {
+    // A lane whose one() had settled but whose loop had not resumed when another lane
+    // forked resumes in that child too: only the test process may fork. (Without this,
+    // a grandchild's copy of the child's readFile shares the fd's offset with the child,
+    // which then reads EOF: fork's semantics, found the hard way.)
+    if (process.pid !== parent) return new Promise<never>(() => {});
     const pid = fork(() => {
       // Allocate, collect, use the threadpool and a timer, then exit with a known code.
       const me = process.pid;
@@ -53,7 +59,10 @@ test(`${CYCLES} fork/exit cycles from a busy parent`, { timeout: 20 * 60_000 }, 
         if (process.pid !== me) return new Promise<never>(() => {});
         await new Promise((res) => setTimeout(res, 1));
         if (Number(stat.split(' ')[0]) !== process.pid || junk.length !== 20_000) {
-          process.stderr.write(`child ${i}: /proc/self/stat says pid ${stat.split(' ')[0]}, getpid says ${process.pid}, ppid ${Process.ppid}\n`);
+          process.stderr.write(
+            `child ${i}: /proc/self/stat says pid ${stat.split(' ')[0]} (${stat.length} chars), getpid says ${process.pid}, ppid ${Process.ppid}, ` +
+              `read again: ${readFileSync('/proc/self/stat', 'utf8').split(' ')[0]}\n`,
+          );
           Process.exitNow(200);
         }
         Process.exit(i % 200);

@@ -1,0 +1,232 @@
+// `unixproc serve` listening where it is told (IPv6, a UNIX socket, two addresses), the
+// shapes an app may take (fetch-style, async factory, .js, .ts, a lazy import after the
+// fork), the process titles, and `unixproc status`.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { waitFor } from './helpers.js';
+import { appDir, freePort, get, Server, status } from './serve-harness.js';
+
+const T = { timeout: 60_000 };
+
+async function hasIPv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(0, '::1', () => s.close(() => resolve(true)));
+  });
+}
+
+test('listens on IPv6 [::1]:port', T, async (t) => {
+  if (!(await hasIPv6Loopback())) {
+    t.skip('this machine has no IPv6 loopback (binding ::1 failed)');
+    return;
+  }
+  const { dir, app, cleanup } = appDir();
+  const port = await freePort('::1');
+  const srv = new Server([app, '-w', '1', '-l', `[::1]:${port}`], { marker: dir });
+  try {
+    await srv.ready();
+    assert.deepEqual(srv.find('master.start')!.listen, [`[::1]:${port}`]);
+    const r = await get({ host: '::1', port });
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^v1 \d+ \/$/);
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+test('listens on a UNIX socket path, and removes it on exit', T, async () => {
+  const { dir, app, cleanup } = appDir();
+  const sock = join(dir, 'http.sock');
+  const srv = new Server([app, '-w', '2', '-l', `unix:${sock}`, '--socket-mode', '660'], { marker: dir });
+  try {
+    await srv.ready();
+    const r = await get({ socketPath: sock }, '/over-unix');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^v1 \d+ \/over-unix$/);
+    const { statSync, existsSync } = await import('node:fs');
+    assert.equal(statSync(sock).mode & 0o777, 0o660);
+    srv.signal('QUIT');
+    await srv.exited;
+    assert.ok(!existsSync(sock), 'the socket file is removed');
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+test('listens on two addresses at once (TCP and a UNIX socket, two TCP ports)', T, async () => {
+  const { dir, app, cleanup } = appDir();
+  const [p1, p2] = [await freePort(), await freePort()];
+  const sock = join(dir, 'b.sock');
+  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${p1}`, '-l', `127.0.0.1:${p2}`, '-l', sock], { marker: dir });
+  try {
+    await srv.ready();
+    for (const target of [{ port: p1 }, { port: p2 }, { socketPath: sock }]) {
+      for (let i = 0; i < 4; i++) assert.match((await get(target, '/two')).body, /^v1 \d+ \/two$/, JSON.stringify(target));
+    }
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+const shapes: Array<{ name: string; files: Record<string, string>; entry: string; path?: string; expect: RegExp }> = [
+  {
+    name: 'a fetch-style object ({ fetch(req) })',
+    entry: 'fetch.mjs',
+    files: {
+      'fetch.mjs': `export default { async fetch(req) { const u = new URL(req.url); return new Response('hi ' + u.pathname + ' ' + req.method, { headers: { 'x-app': 'fetch' } }); } };\n`,
+    },
+    path: '/f',
+    expect: /^hi \/f GET$/,
+  },
+  {
+    name: 'an async factory returning a listener',
+    entry: 'factory.mjs',
+    files: {
+      'factory.mjs': `export default async function makeApp() {
+  await new Promise((r) => setTimeout(r, 50));
+  const made = 'factory@' + process.pid;
+  return (req, res) => res.end(made + ' served by ' + process.pid);
+}
+`,
+    },
+    expect: /^factory@\d+ served by \d+$/,
+  },
+  {
+    name: 'a .js (CommonJS-free ESM .js with a package.json type module) app',
+    entry: 'app.js',
+    files: {
+      'package.json': '{ "type": "module" }\n',
+      'app.js': `export default (req, res) => res.end('js app ' + req.url);\n`,
+    },
+    path: '/j',
+    expect: /^js app \/j$/,
+  },
+  {
+    name: 'a .ts app',
+    entry: 'app.ts',
+    files: {
+      'app.ts': `import type { IncomingMessage, ServerResponse } from 'node:http';
+const greeting: string = 'ts app';
+export default function (req: IncomingMessage, res: ServerResponse): void {
+  res.end(\`\${greeting} \${req.url}\`);
+}
+`,
+    },
+    path: '/t',
+    expect: /^ts app \/t$/,
+  },
+  {
+    name: "a .ts app that lazily imports './lazy.ts' in a request, after the fork",
+    entry: 'app.ts',
+    files: {
+      'app.ts': `import type { IncomingMessage, ServerResponse } from 'node:http';
+export default async function (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { lazy } = await import('./lazy.ts');
+  res.end(lazy(req.url ?? ''));
+}
+`,
+      'lazy.ts': `export function lazy(url: string): string { return \`lazy \${url} in \${process.pid}\`; }\n`,
+    },
+    path: '/l',
+    expect: /^lazy \/l in \d+$/,
+  },
+];
+
+for (const shape of shapes) {
+  test(`app shape: ${shape.name}`, T, async () => {
+    const { dir, cleanup } = appDir();
+    for (const [name, text] of Object.entries(shape.files)) writeFileSync(join(dir, name), text);
+    const port = await freePort();
+    const srv = new Server([join(dir, shape.entry), '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
+    try {
+      await srv.ready();
+      for (let i = 0; i < 4; i++) {
+        const r = await get({ port }, shape.path ?? '/');
+        assert.equal(r.status, 200, r.body);
+        assert.match(r.body, shape.expect);
+      }
+      assert.ok(!srv.find('app.error') && !srv.find('worker.error'), srv.stderr);
+    } finally {
+      await srv.stop();
+      cleanup();
+    }
+  });
+}
+
+test("process titles: 'unixproc master ...' and 'unixproc worker[N] ...' in ps", T, async () => {
+  const { dir, app, cleanup } = appDir();
+  const port = await freePort();
+  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
+  try {
+    await srv.ready();
+    await waitFor(() => srv.readyWorkers().length === 2, 10_000, 'two workers');
+    const ps = (pid: number) => execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+    const master = ps(srv.pid);
+    assert.match(master, new RegExp(`^unixproc master -w 2 -l 127\\.0\\.0\\.1:${port} .*app\\.mjs$`));
+    const titles = srv.liveWorkers().map(ps).sort();
+    assert.match(titles[0], /^unixproc worker\[0\] serving requests=\d+ .*app\.mjs$/);
+    assert.match(titles[1], /^unixproc worker\[1\] serving requests=\d+ .*app\.mjs$/);
+    console.log(`# titles: ${master} | ${titles.join(' | ')}`);
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+test('unixproc status (--control and --pid) lists the workers: pid, age, requests, heartbeat, PSS', T, async () => {
+  const { dir, app, cleanup } = appDir();
+  const port = await freePort();
+  const control = join(dir, 'ctl.sock');
+  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`, '--control', control], { marker: dir });
+  const pidFile = join(dir, 'second.pid');
+  const port2 = await freePort();
+  // A second server with --pid and the default control socket, for `status --pid`.
+  const srv2 = new Server([app, '-w', '1', '-l', `127.0.0.1:${port2}`, '--pid', pidFile], { marker: dir });
+  try {
+    await Promise.all([srv.ready(), srv2.ready()]);
+    await waitFor(() => srv.readyWorkers().length === 2, 10_000, 'two workers');
+    for (let i = 0; i < 10; i++) await get({ port });
+    // Request counts travel with the heartbeats: wait for them.
+    let json: { master: { pid: number }; workers: Array<{ pid: number; requests: number; pssKiB: number | null; ageSeconds: number; lastHeartbeatSecondsAgo: number; state: string }> };
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const st = await status(['--json', '--control', control]);
+      assert.equal(st.code, 0, st.stderr);
+      json = JSON.parse(st.stdout);
+      if (json.workers.reduce((n, w) => n + w.requests, 0) === 10 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(json.master.pid, srv.pid);
+    assert.deepEqual(json.workers.map((w) => w.pid).sort(), srv.liveWorkers().sort());
+    assert.equal(json.workers.reduce((n, w) => n + w.requests, 0), 10);
+    for (const w of json.workers) {
+      assert.equal(w.state, 'serving');
+      assert.ok(w.ageSeconds >= 0 && w.lastHeartbeatSecondsAgo >= 0 && w.lastHeartbeatSecondsAgo < 5);
+      assert.ok(typeof w.pssKiB === 'number' && w.pssKiB > 0, `PSS ${w.pssKiB}`);
+    }
+    const table = await status(['--control', control]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, new RegExp(`^master ${srv.pid} `));
+    assert.match(table.stdout, /worker\s+pid\s+state\s+age\(s\)\s+requests\s+last beat\(s\)\s+PSS\(MiB\)/);
+    for (const w of json.workers) assert.match(table.stdout, new RegExp(`\\n${w.pid === json.workers[0].pid ? 0 : 1}\\s+${w.pid}\\s+serving\\s+[\\d.]+\\s+\\d+\\s+[\\d.]+\\s+[\\d.]+\\n`));
+    console.log(`# status:\n${table.stdout.replace(/^/gm, '#   ')}`);
+    const byPid = await status(['--pid', pidFile]);
+    assert.equal(byPid.code, 0, byPid.stderr);
+    assert.match(byPid.stdout, new RegExp(`^master ${srv2.pid} `));
+    assert.match(byPid.stdout, new RegExp(`\\n0\\s+${srv2.liveWorkers()[0]}\\s+serving`));
+    const none = await status(['--control', join(dir, 'nothing.sock')]);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /cannot reach the master/);
+  } finally {
+    await Promise.all([srv.stop(), srv2.stop()]);
+    cleanup();
+  }
+});
