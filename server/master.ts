@@ -46,6 +46,7 @@ interface WorkerState extends WorkerInfo {
 }
 
 const SIGNALS = ['QUIT', 'TERM', 'INT', 'HUP', 'USR1', 'USR2', 'WINCH', 'TTIN', 'TTOU'] as const;
+const WORKER_SIGNALS = new Set<string>(['QUIT', 'TERM', 'INT', 'USR1']);
 /** A worker that dies sooner than this after its start counts toward a crash loop. */
 const CRASH_WINDOW_MS = 5_000;
 const QUICK_STOP_MS = 5_000;
@@ -376,7 +377,9 @@ export class Master {
   private becomeWorker(info: WorkerInfo, channel: Socket, masterEnd: Socket): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    for (const sig of SIGNALS) Signal.trap(sig, 'DEFAULT');
+    // Signals the worker traps itself (QUIT, TERM, INT, USR1) are replaced by runWorker
+    // without a gap, so one that the master sent during the fork still reaches it.
+    for (const sig of SIGNALS) if (!WORKER_SIGNALS.has(sig)) Signal.trap(sig, 'DEFAULT');
     masterEnd.close();
     for (const other of this.workers.values()) other.channel.close();
     this.workers.clear();

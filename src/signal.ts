@@ -85,7 +85,6 @@ export function trap(sig: string | number, handler: TrapHandler | ((signo: numbe
   const event = `SIG${name}` as NodeJS.Signals;
   const previous = traps.get(num);
   const before: Previous = previous ? previous.handler : native.getDisposition(num) === 1 ? 'IGNORE' : 'DEFAULT';
-  if (previous?.listener) process.removeListener(event, previous.listener);
 
   const entry: Trap = { handler: next };
   if (typeof next === 'function') {
@@ -93,9 +92,13 @@ export function trap(sig: string | number, handler: TrapHandler | ((signo: numbe
   } else if (next === 'EXIT') {
     entry.listener = () => exit(0);
   }
-  if (entry.listener) {
-    process.on(event, entry.listener);
-  } else if (process.listenerCount(event) === 0 || next === 'IGNORE') {
+  // The new listener goes on before the old one comes off: with none in between, Node
+  // would close its signal handle, and a signal already caught for it (not yet run on
+  // the loop) would be dropped instead of reaching the new handler. A forked child that
+  // replaces its parent's traps right away relies on this.
+  if (entry.listener) process.on(event, entry.listener);
+  if (previous?.listener) process.removeListener(event, previous.listener);
+  if (!entry.listener && (process.listenerCount(event) === 0 || next === 'IGNORE')) {
     // With no listener left, libuv has restored SIG_DFL; set what was asked for.
     const ignore = next === 'IGNORE' || (next === 'DEFAULT' && nodeIgnores.has(name));
     check(native.setDisposition(num, ignore ? 1 : 0), 'sigaction', `(SIG${name})`);

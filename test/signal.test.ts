@@ -102,6 +102,17 @@ describe('trap', () => {
     assert.equal(process.listenerCount('SIGWINCH'), 0);
   });
 
+  test('a signal caught before a handler is replaced reaches the new handler', TIMEOUT, async () => {
+    const got: string[] = [];
+    trap('WINCH', () => got.push('old'));
+    kill('WINCH', process.pid); // caught now, run on the loop later
+    trap('WINCH', () => got.push('new'));
+    await waitFor(() => got.length > 0, 5_000, 'the handler');
+    await sleep(20);
+    trap('WINCH', 'DEFAULT');
+    assert.deepEqual(got, ['new']);
+  });
+
   test('IGNORE ignores at the kernel level, SYSTEM_DEFAULT restores it', TIMEOUT, async () => {
     const pid = fork(() => {
       trap('TERM', 'IGNORE');
