@@ -11,6 +11,8 @@
 // master path checks that it still runs in the master.
 import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { RequestListener } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +96,7 @@ export class Master {
     process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
     this.listeners = await this.bindListeners();
     this.app = await loadApp(this.opts.app, this.generation);
+    collectGarbage();
     this.target = this.opts.workers;
     await this.startControl();
     for (const sig of SIGNALS) Signal.trap(sig, () => this.enqueue(sig));
@@ -411,6 +414,7 @@ export class Master {
     if (opts.listen.join() !== this.opts.listen.join()) log('master.reload_listen_ignored', { hint: 'changing listeners needs USR2' });
     this.opts = { ...opts, listen: this.opts.listen };
     this.app = app;
+    collectGarbage();
     this.generation = generation;
     this.target = opts.workers;
     this.crashes = [];
@@ -516,6 +520,16 @@ export class Master {
       if (existsSync(file) && Number(readFileSync(file, 'utf8')) === this.pid) unlinkSync(file);
     }
   }
+}
+
+/**
+ * A full GC in the master before it forks: loading an app leaves garbage and a major GC
+ * under way, which every worker would otherwise finish on its own copy of the heap,
+ * unsharing the pages it moves (measured: ~40 MiB a worker with a 200 MB app).
+ */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as (opts?: { type: string }) => void)();
 }
 
 function alive(pid: number): boolean {

@@ -4,7 +4,7 @@
 // once on TERM/INT.
 import http, { type RequestListener } from 'node:http';
 import net, { type Socket as Socket_ } from 'node:net';
-import { Process, Signal, Socket } from '../src/index.js';
+import { IO, Process, Signal, Socket } from '../src/index.js';
 import { log, redirectLogs, setRole } from './log.js';
 import type { ServeOptions, WorkerInfo } from './options.js';
 
@@ -86,15 +86,48 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   // Requests on a kept-alive connection are not 'in flight' between requests: a graceful
   // stop closes such idle connections instead of waiting for the client.
   for (const s of servers) s.keepAliveTimeout = 5000;
-  await Promise.all(
-    servers.map(
-      (s, i) =>
-        new Promise<void>((resolve, reject) => {
-          s.once('error', reject);
-          s.listen({ fd: ctx.fds[i] }, () => resolve());
-        }),
-    ),
-  );
+  // Each server listens on a dup of the inherited socket, so that it can stop accepting
+  // (closing the dup) and start again (a new dup) while the socket itself, and the
+  // connections queued on it, stay open in the master and the other workers.
+  const bases = ctx.fds.map((fd) => IO.for(fd));
+  const listenAll = () =>
+    Promise.all(
+      servers.map(
+        (s, i) =>
+          new Promise<void>((resolve, reject) => {
+            s.once('error', reject);
+            s.listen({ fd: bases[i].dup().fileno }, () => {
+              s.removeListener('error', reject);
+              resolve();
+            });
+          }),
+      ),
+    );
+  await listenAll();
+  // Fair spread: every worker's epoll wakes for a queued connection, and the first one
+  // running would otherwise accept a whole burst (libuv accepts until the queue is
+  // empty). A worker takes one connection per loop turn and then gives the others the
+  // chance: the dups are closed, and listened on again on the next turn.
+  let yielding = false;
+  if (options.workers > 1) {
+    for (const s of servers) {
+      s.on('connection', () => {
+        if (yielding || stopping) return;
+        yielding = true;
+        for (const srv of servers) net.Server.prototype.close.call(srv);
+        setImmediate(() => {
+          if (stopping) return;
+          listenAll().then(
+            () => (yielding = false),
+            (err) => {
+              log('worker.listen_failed', { error: String(err) });
+              Process.exit(1);
+            },
+          );
+        });
+      });
+    }
+  }
   send(channel, { t: 'ready' });
   const beatEvery = Math.max(100, Math.min(1000, (options.timeout * 1000) / 4));
   const beat = setInterval(() => {

@@ -94,6 +94,12 @@ export class IO {
     return new IO(fd, flags.includes('+') ? 'r+' : flags.startsWith('r') ? 'r' : 'w');
   }
 
+  /** Ruby's IO#dup: a new fd (close-on-exec) for the same open file description. */
+  dup(): IO {
+    this.#open();
+    return new IO(check(native.dup(this.#fd), 'dup'), this.#mode);
+  }
+
   /** Ruby's IO.for_fd. */
   static for(fd: number, mode?: IOMode): IO {
     return new IO(fd, mode);
