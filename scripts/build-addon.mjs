@@ -32,7 +32,11 @@ export function buildFor(node, { force = false } = {}) {
   mkdirSync(stage, { recursive: true });
   copyFileSync(join(root, 'binding.gyp'), join(stage, 'binding.gyp'));
   cpSync(join(root, 'native'), join(stage, 'native'), { recursive: true });
-  execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${node.dir}`], { cwd: stage, stdio: ['ignore', 'ignore', 'inherit'] });
+  // Under `npm test`, npm exports its own config (npm_config_nodedir among it) and node-gyp
+  // would build against those headers, not the ones asked for: the addon then loads but
+  // its embedder calls read the wrong layouts.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k)));
+  execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${node.dir}`], { cwd: stage, env, stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(join(stage, 'build', 'Release', 'unixproc.node'), out);
   return out;
 }

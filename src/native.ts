@@ -77,7 +77,12 @@ function load(): Native {
   for (const file of candidates) {
     if (!existsSync(file)) continue;
     try {
-      return require(file) as Native;
+      const addon = require(file) as Native & { builtForModules: string };
+      if (addon.builtForModules !== process.versions.modules) {
+        errors.push(`${file}: built for Node ABI ${addon.builtForModules}`);
+        continue;
+      }
+      return addon;
     } catch (err) {
       errors.push(`${file}: ${(err as Error).message}`);
     }
