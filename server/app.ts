@@ -7,7 +7,7 @@
 // and a worker reading the master's pipe steals (and chokes on) the master's next build
 // result, so a HUP hung the master's signal queue and crashed a worker.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -15,6 +15,14 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 
 const cacheRoot = join(tmpdir(), `unixproc-build-${process.getuid?.() ?? 0}`);
+/** Bundles this process wrote; workers import their lazy chunks from them while the server runs. */
+const builtDirs = new Set<string>();
+
+/** Removes the bundles this master built (at its exit: no worker needs them any more). */
+export function removeBuilds(): void {
+  for (const dir of builtDirs) rmSync(dir, { recursive: true, force: true });
+  builtDirs.clear();
+}
 
 /** Imports a module (TS through esbuild); generation busts the module cache on reloads. */
 export async function loadModule(file: string, generation: number): Promise<unknown> {
@@ -22,6 +30,7 @@ export async function loadModule(file: string, generation: number): Promise<unkn
   if (/\.(c|m)?tsx?$/.test(extname(file))) {
     const dir = join(cacheRoot, createHash('sha1').update(file).digest('hex').slice(0, 12), `${process.pid}-${generation}`);
     mkdirSync(dir, { recursive: true });
+    builtDirs.add(dir);
     const { buildSync } = await esbuild();
     const result = buildSync({
       entryPoints: { index: file },

@@ -32,7 +32,7 @@ import {
   SystemCallError,
   wait2,
 } from '../src/index.js';
-import { loadApp } from './app.js';
+import { loadApp, removeBuilds } from './app.js';
 import { log, redirectLogs } from './log.js';
 import { resolveOptions, START_CWD, type ServeOptions, type WorkerInfo } from './options.js';
 import { runWorker, type WorkerMessage } from './worker.js';
@@ -497,6 +497,7 @@ export class Master {
   }
 
   private cleanup(): void {
+    removeBuilds();
     for (const t of this.timers) clearTimeout(t);
     if (this.control) {
       this.control.server.close();
