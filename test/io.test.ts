@@ -10,6 +10,8 @@ import { once } from 'node:events';
 import { IO, IOError, pipe } from '../src/io.js';
 import { SystemCallError } from '../src/errors.js';
 import { native } from '../src/native.js';
+import { fork } from '../src/fork.js';
+import { wait2 } from '../src/wait.js';
 
 const T = { timeout: 20000 };
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -196,10 +198,7 @@ describe('close and errors', () => {
 });
 
 describe('with fork', () => {
-  test("the reader sees EOF only when the child's copy of the writer is closed too", T, async (t) => {
-    const mods = await loadFork();
-    if (typeof mods === 'string') return t.skip(mods);
-    const { fork, wait2 } = mods;
+  test("the reader sees EOF only when the child's copy of the writer is closed too", T, async () => {
     const [r, w] = pipe();
     const [go, goW] = pipe();
     const pid = fork(() => {
@@ -224,11 +223,9 @@ describe('with fork', () => {
     assert.equal(status.success, true);
   });
 
-  test('read() gathers many pipe-buffers of data from a child until EOF', T, async (t) => {
-    const mods = await loadFork();
-    if (typeof mods === 'string') return t.skip(mods);
+  test('read() gathers many pipe-buffers of data from a child until EOF', T, async () => {
     const [r, w] = pipe();
-    const pid = mods.fork(() => {
+    const pid = fork(() => {
       r.close();
       // 300 KB is several times the 64 KiB pipe buffer: the child blocks until we read.
       for (let i = 0; i < 300; i++) w.write(Buffer.alloc(1000, 97 + (i % 26)));
@@ -239,25 +236,9 @@ describe('with fork', () => {
     assert.equal(all.length, 300_000);
     assert.equal(all[299_999], 97 + (299 % 26));
     r.close();
-    assert.equal((await mods.wait2(pid))![1].success, true);
+    assert.equal((await wait2(pid))![1].success, true);
   });
 });
-
-// Imported lazily so the rest of the file runs while the process API is being written.
-async function loadFork(): Promise<{
-  fork: (fn: () => unknown) => number;
-  wait2: (pid: number) => Promise<[number, { success: boolean | null; exitstatus: number | null }] | null>;
-} | string> {
-  if (!process.execArgv.includes('--single-threaded')) return 'fork needs node --single-threaded';
-  try {
-    const forkMod = (await import('../src/fork.js' as string)) as { fork: (fn: () => unknown) => number };
-    const waitMod = (await import('../src/wait.js' as string)) as { wait2: never };
-    return { fork: forkMod.fork, wait2: waitMod.wait2 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return 'src/fork.ts or src/wait.ts not available';
-    throw err;
-  }
-}
 
 after(() => {
   assert.equal(openFds(), fdsAtStart, 'every fd opened by these tests is closed');

@@ -10,6 +10,8 @@ import { Socket } from '../src/socket.js';
 import { IO, IOError, pipe } from '../src/io.js';
 import { SystemCallError } from '../src/errors.js';
 import { native } from '../src/native.js';
+import { fork } from '../src/fork.js';
+import { wait2 } from '../src/wait.js';
 
 const T = { timeout: 20000 };
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -316,11 +318,9 @@ describe('fd passing', () => {
 });
 
 describe('with fork', () => {
-  test('a pipe created after fork reaches the child through sendIO', T, async (t) => {
-    const mods = await loadFork();
-    if (typeof mods === 'string') return t.skip(mods);
+  test('a pipe created after fork reaches the child through sendIO', T, async () => {
     const [parentSide, childSide] = Socket.pair('STREAM');
-    const pid = mods.fork(() => {
+    const pid = fork(() => {
       parentSide.close();
       const out = childSide.recvIO();
       out.puts(`hello from ${native.getpid()}`);
@@ -338,18 +338,16 @@ describe('with fork', () => {
     assert.equal(r.read()?.length, 0, "EOF: the child's copy was its only other reference");
     r.close();
     parentSide.close();
-    const [wpid, status] = (await mods.wait2(pid))!;
+    const [wpid, status] = (await wait2(pid))!;
     assert.equal(wpid, pid);
     assert.equal(status.exitstatus, 0);
   });
 
-  test('a child writing to a socket whose reader is gone gets EPIPE, not a SIGPIPE death', T, async (t) => {
-    const mods = await loadFork();
-    if (typeof mods === 'string') return t.skip(mods);
+  test('a child writing to a socket whose reader is gone gets EPIPE, not a SIGPIPE death', T, async () => {
     const [a, b] = Socket.pair('SEQPACKET');
     const [r, w] = pipe();
     a.close();
-    const pid = mods.fork(() => {
+    const pid = fork(() => {
       r.close();
       try {
         b.send('x');
@@ -362,26 +360,10 @@ describe('with fork', () => {
     w.close();
     assert.equal(r.gets(), 'EPIPE\n');
     r.close();
-    const [, status] = (await mods.wait2(pid))!;
+    const [, status] = (await wait2(pid))!;
     assert.equal(status.exitstatus, 0, 'the child lived on (SIGPIPE would have killed it)');
   });
 });
-
-// Imported lazily so the rest of the file runs while the process API is being written.
-async function loadFork(): Promise<{
-  fork: (fn: () => unknown) => number;
-  wait2: (pid: number) => Promise<[number, { success: boolean | null; exitstatus: number | null }] | null>;
-} | string> {
-  if (!process.execArgv.includes('--single-threaded')) return 'fork needs node --single-threaded';
-  try {
-    const forkMod = (await import('../src/fork.js' as string)) as { fork: (fn: () => unknown) => number };
-    const waitMod = (await import('../src/wait.js' as string)) as { wait2: never };
-    return { fork: forkMod.fork, wait2: waitMod.wait2 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return 'src/fork.ts or src/wait.ts not available';
-    throw err;
-  }
-}
 
 after(() => {
   assert.equal(openFds(), fdsAtStart, 'every fd opened by these tests is closed');
