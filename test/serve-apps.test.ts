@@ -3,7 +3,7 @@
 // fork), the process titles, and `unixproc status`.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -227,6 +227,60 @@ test('unixproc status (--control and --pid) lists the workers: pid, age, request
     assert.match(none.stderr, /cannot reach the master/);
   } finally {
     await Promise.all([srv.stop(), srv2.stop()]);
+    cleanup();
+  }
+});
+
+test('a TS config file: every hook runs in the right process, with the right worker', T, async () => {
+  const { dir, cleanup } = appDir();
+  const port = await freePort();
+  const out = join(dir, 'hooks.log');
+  const config = join(dir, 'unixproc.config.ts');
+  writeFileSync(
+    config,
+    `import { appendFileSync } from 'node:fs';
+     type W = { index: number; pid?: number; generation: number };
+     const note = (s: string): void => appendFileSync(${JSON.stringify(out)}, s + '\\n');
+     export default {
+       app: './app.mjs',
+       workers: 1,
+       beforeFork: (w: W) => note(\`beforeFork \${w.index} in \${process.pid}\`),
+       afterFork: (w: W) => note(\`afterFork \${w.index} \${w.pid} in \${process.pid}\`),
+       afterWorkerReady: (w: W) => note(\`ready \${w.index} \${w.pid} in \${process.pid}\`),
+       onWorkerExit: (w: W, st: { exitstatus: number | null }) => note(\`exit \${w.index} \${w.pid} status \${st.exitstatus} in \${process.pid}\`),
+       beforeExec: () => note(\`beforeExec in \${process.pid}\`),
+     };\n`,
+  );
+  const srv = new Server(['-c', config, '-l', `127.0.0.1:${port}`], { marker: dir });
+  try {
+    await srv.ready();
+    await srv.signalAndWait('TTIN');
+    await srv.workersReady(2);
+    const [w0, w1] = srv.all('worker.spawn', 0, (l) => l.pid === srv.pid).map((l) => l.worker as number);
+    await srv.signalAndWait('TTOU');
+    await waitFor(() => srv.liveWorkers().length === 1, 15_000, 'worker 1 to exit');
+    const m = srv.mark();
+    srv.signal('USR2');
+    await srv.waitLog('master.upgrade', { from: m });
+    // Let the new master come up, so that stopping finds it too.
+    await srv.waitLog('master.ready', { from: m, ms: 20_000, pred: (l) => l.pid !== srv.pid });
+    const master = srv.pid;
+    await waitFor(() => readFileSync(out, 'utf8').includes(`exit 1 ${w1}`), 10_000, 'the exit hook');
+    const lines = readFileSync(out, 'utf8').split('\n');
+    for (const expected of [
+      `beforeFork 0 in ${master}`,
+      `afterFork 0 ${w0} in ${w0}`,
+      `ready 0 ${w0} in ${master}`,
+      `beforeFork 1 in ${master}`,
+      `afterFork 1 ${w1} in ${w1}`,
+      `ready 1 ${w1} in ${master}`,
+      `exit 1 ${w1} status 0 in ${master}`,
+      `beforeExec in ${master}`,
+    ]) {
+      assert.ok(lines.includes(expected), `missing "${expected}" in:\n${lines.join('\n')}`);
+    }
+  } finally {
+    await srv.stop();
     cleanup();
   }
 });
