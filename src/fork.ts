@@ -215,8 +215,12 @@ function reseedRandom(): void {
   };
   Math.random = () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
   const uuid = crypto.randomUUID;
-  crypto.randomUUID = () => uuid({ disableEntropyCache: true });
+  const fresh = () => uuid({ disableEntropyCache: true });
+  crypto.randomUUID = fresh;
   syncBuiltinESMExports();
+  // The Web Crypto global draws from the same cache.
+  const web = (globalThis as { crypto?: { randomUUID?: unknown } }).crypto;
+  if (web && typeof web.randomUUID === 'function') Object.defineProperty(web, 'randomUUID', { value: fresh, configurable: true, writable: true });
 }
 
 function rotl(x: number, k: number): number {

@@ -101,8 +101,9 @@ describe('fork', () => {
     assert.equal(data.reduce((s, d) => s + d.i, 0), (10_000 * 9_999) / 2);
   });
 
-  test('Math.random and randomUUID differ between siblings and from the parent', TIMEOUT, async () => {
-    const draw = () => ({ r: Math.random(), u: randomUUID(), c: crypto.randomUUID() });
+  test('Math.random and randomUUID (node:crypto and Web Crypto) differ between siblings and from the parent', TIMEOUT, async () => {
+    globalThis.crypto.randomUUID(); // fills the cache that fork would copy
+    const draw = () => ({ r: Math.random(), u: randomUUID(), c: crypto.randomUUID(), w: globalThis.crypto.randomUUID() });
     const a = await inChild(draw);
     const b = await inChild(draw);
     const mine = draw();
@@ -110,6 +111,7 @@ describe('fork', () => {
     assert.notEqual(a.value.r, mine.r);
     assert.notEqual(a.value.u, b.value.u);
     assert.notEqual(a.value.c, b.value.c);
+    assert.notEqual(a.value.w, b.value.w);
     assert.ok(a.value.r >= 0 && a.value.r < 1);
   });
 
