@@ -12,6 +12,16 @@
 
 namespace unixproc {
 
+// bind(2) then listen(2); on failure the socket is closed and -errno returned.
+static Napi::Value BindAndListen(Napi::Env env, int fd, const sockaddr* addr, socklen_t len, int backlog) {
+  if (bind(fd, addr, len) == -1 || listen(fd, backlog) == -1) {
+    int err = errno;
+    close(fd);
+    return Num(env, -err);
+  }
+  return Num(env, fd);
+}
+
 // listenInet(ip, port, backlog, ipv6Only) -> fd or -errno. ip is numeric (v4 or v6).
 static Napi::Value ListenInet(const Napi::CallbackInfo& info) {
   std::string ip = info[0].As<Napi::String>().Utf8Value();
@@ -38,12 +48,7 @@ static Napi::Value ListenInet(const Napi::CallbackInfo& info) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (family == AF_INET6 && info[3].ToBoolean()) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == -1 || listen(fd, backlog) == -1) {
-    int err = errno;
-    close(fd);
-    return Num(info.Env(), -err);
-  }
-  return Num(info.Env(), fd);
+  return BindAndListen(info.Env(), fd, reinterpret_cast<sockaddr*>(&ss), len, backlog);
 }
 
 // listenUnix(path, backlog) -> fd or -errno
@@ -55,12 +60,7 @@ static Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   memcpy(sun.sun_path, path.c_str(), path.size() + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1) return Errno(info.Env());
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == -1 || listen(fd, IntArg(info, 1)) == -1) {
-    int err = errno;
-    close(fd);
-    return Num(info.Env(), -err);
-  }
-  return Num(info.Env(), fd);
+  return BindAndListen(info.Env(), fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun, IntArg(info, 1));
 }
 
 // sockName(fd) -> [family ('inet' | 'inet6' | 'unix'), address, port] or -errno

@@ -41,11 +41,13 @@ export class Socket extends IO {
   #error: unknown;
   #attached = false;
 
-  /** Wraps a connected UNIX socket fd (e.g. one received with recvIO). */
-  constructor(fd: number, type: SocketType | string = 'STREAM') {
-    const t = socketType(type);
+  /**
+   * Wraps a connected UNIX socket fd (e.g. one received with recvIO). Without a type, the
+   * kernel is asked (SO_TYPE); a fd that is not a socket is ENOTSOCK.
+   */
+  constructor(fd: number, type?: SocketType | string) {
     super(fd, 'r+');
-    this.type = t;
+    this.type = type === undefined ? typeOfFd(fd) : socketType(type);
   }
 
   /** socketpair(2): two connected sockets, close-on-exec like every fd Node opens. */
@@ -213,4 +215,11 @@ export class Socket extends IO {
     s.on('error', (err) => finish(fromNodeError(err, 'read')));
     s.on('close', () => finish());
   }
+}
+
+function typeOfFd(fd: number): SocketType {
+  const t = check(native.sockType(fd), 'getsockopt', `(fd ${fd})`);
+  if (t === native.SOCK_DGRAM) return 'DGRAM';
+  if (t === native.SOCK_SEQPACKET) return 'SEQPACKET';
+  return 'STREAM';
 }

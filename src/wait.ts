@@ -94,7 +94,8 @@ function tryReap(pid: number, flags: number): [number, number] | null {
     }
     check(r, 'waitpid');
   }
-  if (pid <= 0 && candidates(pid).length === 0) throw new SystemCallError(ECHILD, 'waitpid');
+  // Every candidate turned out to be reaped elsewhere: nothing is left to wait for.
+  if (pid <= 0 && list.every((c) => !ours.has(c))) throw new SystemCallError(ECHILD, 'waitpid');
   return null;
 }
 

@@ -368,3 +368,23 @@ describe('with fork', () => {
 after(() => {
   assert.equal(openFds(), fdsAtStart, 'every fd opened by these tests is closed');
 });
+
+describe('wrapping an fd', () => {
+  test('a Socket made from a bare fd learns its type from the kernel; a pipe is ENOTSOCK', { timeout: 20_000 }, () => {
+    for (const type of ['STREAM', 'DGRAM', 'SEQPACKET'] as const) {
+      const [a, b] = Socket.pair(type);
+      const copy = new Socket(a.dup().fileno);
+      assert.equal(copy.type, type);
+      copy.close();
+      a.close();
+      b.close();
+    }
+    const [r, w] = IO.pipe();
+    assert.throws(
+      () => new Socket(r.fileno),
+      (e: unknown) => e instanceof SystemCallError && e.code === 'ENOTSOCK' && e.syscall === 'getsockopt',
+    );
+    r.close();
+    w.close();
+  });
+});
