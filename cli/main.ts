@@ -52,6 +52,7 @@ const collect = (v: string, all: string[] | undefined) => [...(all ?? []), v];
 
 interface ServeFlags {
   workers?: number;
+  spare?: number;
   listen?: string[];
   backlog?: number;
   timeout?: number;
@@ -70,6 +71,7 @@ async function serveCommand(app: string | undefined, flags: ServeFlags): Promise
   const options: Partial<ServeOptions> = {
     app,
     workers: flags.workers,
+    spare: flags.spare,
     listen: flags.listen,
     backlog: flags.backlog,
     timeout: flags.timeout,
@@ -119,7 +121,7 @@ async function statusCommand(flags: { pid?: string; control?: string; json?: boo
   const m = status.master;
   process.stdout.write(`master ${m.pid}  generation ${m.generation}  workers wanted ${m.workersWanted}  listening ${status.listeners.join(', ')}\n`);
   process.stdout.write('worker  pid      state     age(s)  requests  last beat(s)  PSS(MiB)\n');
-  for (const w of status.workers) {
+  for (const w of [...status.workers, ...(status.spares ?? []).map((sp: object) => ({ ...sp, index: 'spare', requests: 0 }))]) {
     const pss = w.pssKiB === null ? '-' : (w.pssKiB / 1024).toFixed(1);
     process.stdout.write(
       `${String(w.index).padEnd(7)} ${String(w.pid).padEnd(8)} ${w.state.padEnd(9)} ${String(w.ageSeconds).padStart(6)}  ${String(w.requests).padStart(8)}  ${String(w.lastHeartbeatSecondsAgo).padStart(12)}  ${pss.padStart(8)}\n`,
@@ -143,6 +145,7 @@ export function main(argv: string[]): void {
     .description('preforking HTTP server: load the app once, fork workers that share it copy-on-write')
     .argument('[app]', 'the app module (.js or .ts): default export is a request listener, a { fetch } object, or a function returning one')
     .option('-w, --workers <n>', 'number of workers (default: the number of CPUs)', int('--workers'))
+    .option('--spare <n>', 'idle workers kept forked, to replace a dead worker or add one (TTIN) at once (default 0)', int('--spare'))
     .option('-l, --listen <address>', 'host:port, [::1]:port, :port, or a UNIX socket path (repeatable)', collect)
     .option('--backlog <n>', 'listen backlog', int('--backlog'))
     .option('-t, --timeout <seconds>', 'kill a worker silent for this long (a blocked event loop)', int('--timeout'))

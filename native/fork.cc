@@ -242,6 +242,14 @@ static Napi::Value ArmExitWatch(const Napi::CallbackInfo& info) {
 
 static Napi::Value ClearDontforkJs(const Napi::CallbackInfo& info) { return Num(info.Env(), ClearDontfork()); }
 
+// V8's answer to low memory: full GCs that also shrink the young generation and hand
+// pooled pages back to the kernel. Before forking many children this keeps the garbage
+// and the empty semi-spaces out of what every child maps (and would copy on write).
+static Napi::Value LowMemoryNotification(const Napi::CallbackInfo& info) {
+  v8::Isolate::GetCurrent()->LowMemoryNotification();
+  return info.Env().Undefined();
+}
+
 static Napi::Value Strerror(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), strerror(IntArg(info, 0)));
 }
@@ -251,6 +259,7 @@ void InitFork(Napi::Env env, Napi::Object exports) {
   exports["platformThreads"] = Napi::Function::New(env, PlatformThreads);
   exports["armExitWatch"] = Napi::Function::New(env, ArmExitWatch);
   exports["clearDontfork"] = Napi::Function::New(env, ClearDontforkJs);
+  exports["lowMemoryNotification"] = Napi::Function::New(env, LowMemoryNotification);
   exports["strerror"] = Napi::Function::New(env, Strerror);
 }
 

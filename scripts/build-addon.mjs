@@ -3,7 +3,7 @@
 // tools/node-versions into build-abi/<ABI>/, since the addon uses Node's embedder API
 // (node.h) and so is tied to one Node ABI.
 import { execFileSync } from 'node:child_process';
-import { cpSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,10 +23,17 @@ export function otherNodes() {
     .map((dir) => ({ dir, bin: join(dir, 'bin', 'node') }));
 }
 
+// A build older than any of the addon's sources is stale (an edit since the last run).
+function sourcesNewerThan(file) {
+  const built = statSync(file).mtimeMs;
+  const sources = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
+  return sources.some((f) => statSync(f).mtimeMs > built);
+}
+
 export function buildFor(node, { force = false } = {}) {
   const abi = abiOf(node.bin);
   const out = join(root, 'build-abi', abi, 'unixproc.node');
-  if (existsSync(out) && !force) return out;
+  if (existsSync(out) && !force && !sourcesNewerThan(out)) return out;
   // node-gyp always builds into ./build, so each ABI gets a staging copy of the sources.
   const stage = join(root, 'build-abi', abi, 'stage');
   mkdirSync(stage, { recursive: true });

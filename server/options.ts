@@ -16,15 +16,15 @@ export interface WorkerInfo {
 }
 
 export interface ServeHooks {
-  /** In the master, before it forks a worker. */
+  /** In the master, before it forks a worker (a spare's fork included, with index -1). */
   beforeFork?: (worker: { index: number; generation: number }) => void | Promise<void>;
-  /** In the worker, right after fork, before it accepts. */
+  /** In the worker, right after fork, before it accepts (in a spare: when it is given its slot). */
   afterFork?: (worker: WorkerInfo) => void | Promise<void>;
   /** In the master, when a worker has started accepting. */
   afterWorkerReady?: (worker: WorkerInfo) => void;
   /** In the master, before it re-executes itself for USR2. */
   beforeExec?: () => void;
-  /** In the master, when a worker has been reaped. */
+  /** In the master, when a worker has been reaped (not called for a spare that never served). */
   onWorkerExit?: (worker: WorkerInfo, status: Status) => void;
 }
 
@@ -34,6 +34,12 @@ export interface ServeOptions extends ServeHooks {
   /** Addresses to listen on: "host:port", "[::1]:port", ":port", "unix:/path" or a path. */
   listen: string[];
   workers: number;
+  /**
+   * Spare workers kept forked and idle, not accepting: a worker that dies, or one more
+   * asked for with TTIN, is replaced by a spare in about a millisecond, and a new spare
+   * is forked behind it. Each costs an idle process (a few MiB of private memory).
+   */
+  spare: number;
   backlog: number;
   /** Seconds a worker may go without a heartbeat before it is killed (a blocked event loop). */
   timeout: number;
@@ -61,6 +67,7 @@ export const START_CWD = process.cwd();
 export const DEFAULTS = {
   listen: ['127.0.0.1:8080'],
   workers: availableParallelism(),
+  spare: 0,
   backlog: 1024,
   timeout: 60,
   shutdownTimeout: 30,
@@ -88,7 +95,7 @@ export async function resolveOptions(flags: Partial<ServeOptions>, generation = 
   if (!merged.app) throw new TypeError('no app given: `unixproc serve app.js`, or `app` in the config file');
   if (typeof merged.listen === 'string') merged.listen = [merged.listen];
   if (!Array.isArray(merged.listen) || merged.listen.length === 0) throw new TypeError('listen must name at least one address');
-  for (const [key, min] of [['workers', 0], ['backlog', 1], ['timeout', 1], ['shutdownTimeout', 0]] as const) {
+  for (const [key, min] of [['workers', 0], ['spare', 0], ['backlog', 1], ['timeout', 1], ['shutdownTimeout', 0]] as const) {
     const v = merged[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new RangeError(`${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
   }

@@ -13,15 +13,19 @@ export interface WorkerContext {
   options: ServeOptions;
   app: RequestListener;
   fds: number[];
-  /** SEQPACKET channel to the master: heartbeats and 'ready' go up. */
+  /** SEQPACKET channel to the master: heartbeats and 'ready' go up, a spare's slot comes down. */
   channel: Socket;
+  /** Forked ahead of need: set up, but accepting only once the master gives it a slot. */
+  spare?: boolean;
 }
 
 /** How long a stopping worker waits for the first request of a connection it accepted. */
 const FRESH_GRACE_MS = 3000;
 
 /** Messages a worker sends its master. */
-export type WorkerMessage = { t: 'ready' } | { t: 'beat'; requests: number; active: number };
+export type WorkerMessage = { t: 'standby' } | { t: 'ready' } | { t: 'beat'; requests: number; active: number };
+/** Messages a master sends a worker. */
+export type MasterMessage = { t: 'go'; index: number };
 
 function send(channel: Socket, msg: WorkerMessage): void {
   try {
@@ -33,12 +37,14 @@ function send(channel: Socket, msg: WorkerMessage): void {
 
 export async function runWorker(ctx: WorkerContext): Promise<void> {
   const { info, options, channel } = ctx;
-  setRole(`worker[${info.index}]`);
+  let spare = ctx.spare === true;
+  const name = () => `worker[${spare ? 'spare' : info.index}]`;
+  setRole(name());
   let requests = 0;
   let active = 0;
   let stopping = false;
   const title = () => {
-    Process.title = `unixproc worker[${info.index}] ${stopping ? 'stopping' : 'serving'} requests=${requests} ${options.app}`;
+    Process.title = `unixproc ${name()} ${stopping ? 'stopping' : spare ? 'waiting' : 'serving'} requests=${requests} ${options.app}`;
   };
   title();
   // Trapped before anything else: the master forwards USR1 (and TTOU/HUP send QUIT) to a
@@ -48,7 +54,27 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   Signal.trap('TERM', () => Process.exit(0));
   Signal.trap('INT', () => Process.exit(0));
   Signal.trap('QUIT', () => Process.exit(0));
-  await options.afterFork?.(info);
+  // The master's messages; its death closes the channel, and a worker never outlives its master.
+  let giveSlot: (index: number) => void = () => {};
+  const slot = new Promise<number>((resolve) => (giveSlot = resolve));
+  void (async () => {
+    try {
+      for await (const raw of channel.messages()) {
+        let msg: MasterMessage | undefined;
+        try {
+          msg = JSON.parse(raw.toString()) as MasterMessage;
+        } catch {
+          continue; // not a message of ours
+        }
+        if (msg?.t === 'go' && Number.isInteger(msg.index)) giveSlot(msg.index);
+      }
+    } catch {
+      // A failed read means the same as the end: the master is gone.
+    }
+    if (!stopping) log('worker.orphaned', { index: info.index });
+    Process.exit(0);
+  })();
+  if (!spare) await options.afterFork?.(info);
 
   // Connections this worker accepted: `fresh` ones have not delivered a request yet (the
   // client has most likely sent one already), `busy` ones are serving a request.
@@ -103,6 +129,20 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
           }),
       ),
     );
+  const beatEvery = Math.max(100, Math.min(1000, (options.timeout * 1000) / 4));
+  const beat = setInterval(() => {
+    send(channel, { t: 'beat', requests, active });
+    title();
+  }, beatEvery);
+  if (spare) {
+    // Everything a worker can do before it knows its slot is done: wait for one.
+    send(channel, { t: 'standby' });
+    info.index = await slot;
+    spare = false;
+    setRole(name());
+    title();
+    await options.afterFork?.(info);
+  }
   await listenAll();
   // Fair spread: every worker's epoll wakes for a queued connection, and the first one
   // running would otherwise accept a whole burst (libuv accepts until the queue is
@@ -129,11 +169,6 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     }
   }
   send(channel, { t: 'ready' });
-  const beatEvery = Math.max(100, Math.min(1000, (options.timeout * 1000) / 4));
-  const beat = setInterval(() => {
-    send(channel, { t: 'beat', requests, active });
-    title();
-  }, beatEvery);
 
   let finished = false;
   function maybeFinish(): void {
@@ -164,10 +199,5 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
       for (const sock of fresh) sock.destroy();
     }, FRESH_GRACE_MS).unref();
     maybeFinish();
-  });
-  // The master's death closes the channel: a worker never outlives its master.
-  channel.recvAsync(1).then(() => {
-    if (!stopping) log('worker.orphaned', { index: info.index });
-    Process.exit(0);
   });
 }

@@ -84,6 +84,7 @@ let threadpoolStarted = false;
 
 function rawFork(): number {
   assertForkable();
+  prepareParentOnce();
   if (threadpoolStarted) assertNoStrayThreads();
   // A forked child has no platform threads to park (only the forking thread was copied).
   const pid = forkedChild
@@ -103,6 +104,19 @@ function rawFork(): number {
   if (pid === 0) becomeChild();
   else adoptChild(pid);
   return pid;
+}
+
+/**
+ * Shrinks the heap before forking many children, as Ruby's GC.compact (and the
+ * nakayoshi_fork gem) do for Unicorn: V8's low-memory GCs compact the old generation,
+ * shrink the young one to its minimum and return free pages to the kernel. The young
+ * generation grown while loading an app is 32 MiB of pages that every child would
+ * otherwise map shared and then copy on its first scavenges. Memory-reducing GCs also
+ * drop the bytecode of functions not running now (it is compiled again when called),
+ * so code to keep warm for the children is best run after this.
+ */
+export function compactHeap(): void {
+  native.lowMemoryNotification();
 }
 
 /** A synchronous block never returns in the child (number); an async one returns null there. */
@@ -195,8 +209,7 @@ function installForkSafeExit(): void {
 /**
  * Math.random's state is copied by fork, so every child would draw the same numbers.
  * V8 offers no way to reseed it, so a child gets its own generator (xoshiro128**,
- * seeded from the kernel). crypto.randomUUID keeps a cache of random bytes copied the
- * same way; the child's asks for fresh entropy each time.
+ * seeded from the kernel).
  */
 function reseedRandom(): void {
   const seed = new Uint32Array(randomBytes(16).buffer.slice(0, 16));
@@ -214,13 +227,30 @@ function reseedRandom(): void {
     return r;
   };
   Math.random = () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
+}
+
+let parentPrepared = false;
+
+/**
+ * crypto.randomUUID keeps a cache of random bytes that fork copies, so siblings would
+ * hand out the same UUIDs; in a forked child it asks for fresh entropy each time. The
+ * switch is installed in the parent, once, before its first fork: re-syncing the ESM
+ * named exports and loading the Web Crypto global cost a forked child about 3 ms (most
+ * of its start-up), paid here by the parent once instead of by every child.
+ */
+function prepareParentOnce(): void {
+  if (parentPrepared) return;
+  parentPrepared = true;
   const uuid = crypto.randomUUID;
-  const fresh = () => uuid({ disableEntropyCache: true });
-  crypto.randomUUID = fresh;
+  const randomUUID = ((options?: crypto.RandomUUIDOptions) =>
+    forkedChild ? uuid({ disableEntropyCache: true }) : uuid(options)) as typeof crypto.randomUUID;
+  crypto.randomUUID = randomUUID;
   syncBuiltinESMExports();
   // The Web Crypto global draws from the same cache.
   const web = (globalThis as { crypto?: { randomUUID?: unknown } }).crypto;
-  if (web && typeof web.randomUUID === 'function') Object.defineProperty(web, 'randomUUID', { value: fresh, configurable: true, writable: true });
+  if (web && typeof web.randomUUID === 'function') {
+    Object.defineProperty(web, 'randomUUID', { value: () => randomUUID(), configurable: true, writable: true });
+  }
 }
 
 function rotl(x: number, k: number): number {

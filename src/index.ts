@@ -6,7 +6,7 @@ import * as signal from './signal.js';
 export { Process } from './process.js';
 export { Status } from './status.js';
 export { SystemCallError } from './errors.js';
-export { fork, ForkSafetyError, isForkedChild, isSingleThreaded } from './fork.js';
+export { compactHeap, fork, ForkSafetyError, isForkedChild, isSingleThreaded } from './fork.js';
 export { onForkChild } from './atfork.js';
 export * from './wait.js';
 export { exit, exitNow, abort, atExit } from './exit.js';

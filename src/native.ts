@@ -10,6 +10,7 @@ export interface Native {
   fork(platformTasks: number, platformParked: number, uvPoolSize: number, timeoutMs: number): number;
   platformThreads(): number;
   clearDontfork(): number;
+  lowMemoryNotification(): void;
   armExitWatch(beforeExit: () => void, exit: () => void): void;
   strerror(errno: number): string;
 

@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { fork, ForkSafetyError, isForkedChild, Process, wait2 } from '../src/index.js';
+import v8 from 'node:v8';
+import { compactHeap, fork, ForkSafetyError, isForkedChild, Process, wait2 } from '../src/index.js';
 import { assertNoChildren, fdCount, quietStdout, runScript, scratch, TIMEOUT } from './helpers.js';
 
 const tmp = scratch();
@@ -113,6 +114,20 @@ describe('fork', () => {
     assert.notEqual(a.value.c, b.value.c);
     assert.notEqual(a.value.w, b.value.w);
     assert.ok(a.value.r >= 0 && a.value.r < 1);
+  });
+
+  test('compactHeap() shrinks the young generation and frees the garbage before a fork', TIMEOUT, () => {
+    const space = (name: string) => v8.getHeapSpaceStatistics().find((s) => s.space_name === name)!;
+    // Short-lived allocations grow the young generation; a big array becomes garbage.
+    let keep: unknown[] = [];
+    for (let i = 0; i < 2_000_000; i++) keep.push({ i, s: `item ${i}` });
+    keep = [];
+    const before = { young: space('new_space').space_size, used: v8.getHeapStatistics().used_heap_size };
+    compactHeap();
+    const after = { young: space('new_space').space_size, used: v8.getHeapStatistics().used_heap_size };
+    assert.ok(before.young > after.young, `young generation ${before.young} -> ${after.young} bytes`);
+    assert.ok(after.used < before.used, `heap used ${before.used} -> ${after.used} bytes`);
+    assert.equal(keep.length, 0);
   });
 
   test('the child has timers, fs, the threadpool, dns, crypto, http and child_process', TIMEOUT, async () => {
