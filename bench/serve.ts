@@ -1,8 +1,9 @@
 // Benchmark: `unixproc serve` against node:cluster (default scheduling) and PM2 cluster
 // mode, in one run, with the same number of workers, on the hello-world demo app and on
 // demo/big.ts (about 200 MB of JS heap loaded at start). For each server and app:
-//   - req/s and p50/p99 latency under autocannon (programmatic, in this process, on the
-//     same machine: the load generator shares the CPUs with the server);
+//   - req/s and p50/p99 latency under wrk (one thread; --loadgen autocannon runs
+//     autocannon in this process instead), on the same machine: the load generator
+//     shares the CPUs with the server;
 //   - total PSS of the server's processes (master/primary/daemon + workers) when idle
 //     and right after the load;
 //   - time from asking for one more worker to the first HTTP response from a new pid
@@ -14,8 +15,11 @@
 //
 // Run: npm run build && node dist/bench/serve.js [--workers 2] [--connections 50]
 //      [--duration 10] [--warmup 2] [--reps 5] [--apps hello,big]
-//      [--servers unixproc,cluster,pm2] [--heap 1024] [--wait-quiet 60] [--json FILE]
+//      [--servers unixproc,unixproc-spare,cluster,pm2] [--heap 1024] [--wait-quiet 60]
+//      [--loadgen wrk|autocannon] [--json FILE]
+// (unixproc-spare is `unixproc serve --spare 1`; wrk comes from Debian's package wrk.)
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -47,6 +51,10 @@ import {
   waitServing,
 } from './lib-serve.js';
 
+function hasWrk(): boolean {
+  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
 const { values: flags } = parseArgs({
   options: {
     workers: { type: 'string', default: '2' },
@@ -55,10 +63,11 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '2' },
     reps: { type: 'string', default: '5' },
     apps: { type: 'string', default: 'hello,big' },
-    servers: { type: 'string', default: 'unixproc,cluster,pm2' },
+    servers: { type: 'string', default: 'unixproc,unixproc-spare,cluster,pm2' },
     heap: { type: 'string', default: '1024' },
     json: { type: 'string' },
     'wait-quiet': { type: 'string', default: '60' },
+    loadgen: { type: 'string', default: hasWrk() ? 'wrk' : 'autocannon' },
   },
 });
 const WORKERS = Number(flags.workers);
@@ -68,16 +77,19 @@ const WARMUP = Number(flags.warmup);
 const REPS = Number(flags.reps);
 const HEAP_MIB = Number(flags.heap);
 const APPS = flags.apps.split(',') as AppName[];
+const LOADGEN = flags.loadgen as 'wrk' | 'autocannon';
+if (LOADGEN !== 'wrk' && LOADGEN !== 'autocannon') throw new Error(`unknown --loadgen ${LOADGEN} (wrk, autocannon)`);
 const KINDS = flags.servers.split(',') as Kind[];
 for (const [k, v] of Object.entries({ WORKERS, CONNECTIONS, DURATION, WARMUP, REPS, HEAP_MIB })) {
   if (!Number.isInteger(v) || v < (k === 'WARMUP' ? 0 : 1)) throw new Error(`bad --${k.toLowerCase()}: ${v}`);
 }
 for (const a of APPS) if (a !== 'hello' && a !== 'big') throw new Error(`unknown app ${a} (hello, big)`);
-for (const k of KINDS) if (!['unixproc', 'cluster', 'pm2'].includes(k)) throw new Error(`unknown server ${k} (unixproc, cluster, pm2)`);
+for (const k of KINDS) if (!['unixproc', 'unixproc-spare', 'cluster', 'pm2'].includes(k)) throw new Error(`unknown server ${k} (unixproc, unixproc-spare, cluster, pm2)`);
 
 type AppName = 'hello' | 'big';
-type Kind = 'unixproc' | 'cluster' | 'pm2';
-const LABEL: Record<Kind, string> = { unixproc: 'unixproc serve', cluster: 'node:cluster', pm2: 'PM2 cluster' };
+type Kind = 'unixproc' | 'unixproc-spare' | 'cluster' | 'pm2';
+const LABEL: Record<Kind, string> = { unixproc: 'unixproc serve', 'unixproc-spare': 'unixproc serve --spare 1', cluster: 'node:cluster', pm2: 'PM2 cluster' };
+const OURS = ['unixproc', 'unixproc-spare'] as const;
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UNIXPROC_BIN = join(ROOT, 'bin/unixproc.js');
@@ -116,14 +128,23 @@ function logFile(name: string): number {
   return openSync(join(TMP, name), 'a');
 }
 
-async function startUnixproc(app: AppName, port: number): Promise<Server> {
+/** A forked spare waits with this title until it is given a slot: not a worker yet. */
+function isSpare(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('unixproc worker[spare]');
+  } catch {
+    return false;
+  }
+}
+
+async function startUnixproc(app: AppName, port: number, kind: Kind = 'unixproc'): Promise<Server> {
   const control = join(TMP, `unixproc-${app}.sock`);
   const logPath = join(TMP, `unixproc-${app}.log`);
   const fd = logFile(`unixproc-${app}.log`);
   // The CLI re-executes itself with --single-threaded (same pid), keeping the heap flag.
   const { child, exited } = start(
     process.execPath,
-    [NODE_HEAP, UNIXPROC_BIN, 'serve', join(ROOT, `demo/${app}.ts`), '-w', String(WORKERS), '-l', `127.0.0.1:${port}`, '--control', control],
+    [NODE_HEAP, UNIXPROC_BIN, 'serve', join(ROOT, `demo/${app}.ts`), '-w', String(WORKERS), '-l', `127.0.0.1:${port}`, '--control', control, ...(kind === 'unixproc-spare' ? ['--spare', '1'] : [])],
     { cwd: ROOT, stdio: ['ignore', fd, fd] },
     'unixproc master',
   );
@@ -132,10 +153,10 @@ async function startUnixproc(app: AppName, port: number): Promise<Server> {
   await Promise.race([waitServing(port, WORKERS, START_TIMEOUT_MS), exited.then((c) => Promise.reject(new Error(`unixproc exited with ${c}`)))]);
   track(tree(head), 'unixproc');
   return {
-    kind: 'unixproc',
+    kind,
     port,
     head,
-    workers: () => tree(head).slice(1),
+    workers: () => tree(head).slice(1).filter((p) => !isSpare(p)),
     all: () => tree(head),
     addWorker: () => process.kill(head, 'SIGTTIN'),
     async dropWorker(pid) {
@@ -252,7 +273,12 @@ async function startPm2(app: AppName, port: number): Promise<Server> {
   };
 }
 
-const STARTERS: Record<Kind, (app: AppName, port: number) => Promise<Server>> = { unixproc: startUnixproc, cluster: startCluster, pm2: startPm2 };
+const STARTERS: Record<Kind, (app: AppName, port: number) => Promise<Server>> = {
+  unixproc: (app, port) => startUnixproc(app, port),
+  'unixproc-spare': (app, port) => startUnixproc(app, port, 'unixproc-spare'),
+  cluster: startCluster,
+  pm2: startPm2,
+};
 
 // ---- one measurement ---------------------------------------------------------------------
 
@@ -275,11 +301,69 @@ interface Row {
   irqCpuS: number;
   /** Connections of the load generator held by each worker, half-way through the load. */
   conns: number[];
+  /** wrk only: the same load with a new connection for every request (Connection: close). */
+  close: Load | null;
   notes: string;
 }
 
-async function load(port: number, duration: number): Promise<Result> {
-  return autocannon({ url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration, timeout: 10 });
+/** One load run, whichever tool made it. cpuS: the load generator's own CPU seconds. */
+interface Load {
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  cpuS: number;
+}
+
+async function load(port: number, duration: number): Promise<Load> {
+  return LOADGEN === 'wrk' ? loadWrk(port, duration) : loadAutocannon(port, duration);
+}
+
+async function loadAutocannon(port: number, duration: number): Promise<Load> {
+  const self0 = process.cpuUsage();
+  const r: Result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration, timeout: 10 });
+  const self1 = process.cpuUsage(self0);
+  return {
+    reqPerSec: r.requests.total / r.duration,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.timeouts + r.non2xx,
+    cpuS: (self1.user + self1.system) / 1e6,
+  };
+}
+
+/** wrk (C, one thread): a lighter load generator, so more of the 2 CPUs go to the server. */
+async function loadWrk(port: number, duration: number, close = false): Promise<Load> {
+  const { child, exited } = start(
+    'wrk',
+    ['-t1', `-c${CONNECTIONS}`, `-d${duration}s`, '--timeout', '10s', '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${port}/`],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+    'wrk',
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  // Its CPU time, sampled while it runs (a reaped process's /proc entry is gone).
+  let cpuS = 0;
+  const sampler = setInterval(() => (cpuS = cpuSeconds([child.pid!]) || cpuS), 100);
+  const code = await exited;
+  clearInterval(sampler);
+  if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
+  const ms = (re: RegExp): number => {
+    const m = out.match(re);
+    if (!m) throw new Error(`wrk output without ${re}:\n${out}`);
+    const unit = { us: 0.001, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'];
+    return Number(m[1]) * unit;
+  };
+  const errs = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  return {
+    reqPerSec: Number(out.match(/Requests\/sec:\s+([\d.]+)/)![1]),
+    p50: ms(/\n\s+50%\s+([\d.]+)(us|ms|s)/),
+    p99: ms(/\n\s+99%\s+([\d.]+)(us|ms|s)/),
+    errors: non2xx + (errs ? errs.slice(1).reduce((n, x) => n + Number(x), 0) : 0),
+    cpuS,
+  };
 }
 
 async function measure(app: AppName, kind: Kind): Promise<Row> {
@@ -295,17 +379,15 @@ async function measure(app: AppName, kind: Kind): Promise<Row> {
     const pids = s.all();
     const workers = s.workers();
     const cpu0 = cpuSeconds(pids);
-    const self0 = process.cpuUsage();
     const machine0 = machineCpu();
     const running = load(port, DURATION);
     // Half-way through: how the load generator's connections are spread over the workers.
     await sleep((DURATION * 1000) / 2);
     const conns = connectionsPerPid(port, workers);
     const r = await running;
-    const self1 = process.cpuUsage(self0);
     const serverCpuS = cpuSeconds(pids) - cpu0;
     const machine1 = machineCpu();
-    const loadGenCpuS = (self1.user + self1.system) / 1e6;
+    const loadGenCpuS = r.cpuS;
     // Interrupt time (loopback TCP runs in softirqs) is charged to no process: kept apart.
     const irqCpuS = machine1.irq - machine0.irq;
     const otherCpuS = Math.max(0, machine1.busy - machine0.busy - irqCpuS - serverCpuS - loadGenCpuS);
@@ -313,13 +395,19 @@ async function measure(app: AppName, kind: Kind): Promise<Row> {
     const pssLoadMiB = sumPssMiB(all);
     const headPssMiB = pssKiB(s.head) / 1024;
     const notes = await s.notes();
-    const errors = r.errors + r.timeouts + r.non2xx;
-    const reqPerSec = r.requests.total / r.duration;
+    const { errors, reqPerSec } = r;
     log(
-      `${stamp()} ${app}: ${LABEL[kind]} ${reqPerSec.toFixed(0)} req/s p99 ${r.latency.p99} ms, errors ${errors}; ` +
+      `${stamp()} ${app}: ${LABEL[kind]} ${reqPerSec.toFixed(0)} req/s p50 ${f2(r.p50)} ms p99 ${f2(r.p99)} ms, errors ${errors}; ` +
         `PSS ${pssIdleMiB.toFixed(0)} → ${pssLoadMiB.toFixed(0)} MiB; connections per worker ${workers.map((w) => conns.get(w) ?? 0).join('/')}; ` +
         `CPU s server ${serverCpuS.toFixed(1)}, load generator ${loadGenCpuS.toFixed(1)}, interrupts ${irqCpuS.toFixed(1)}, other processes ${otherCpuS.toFixed(1)}; ${notes}`,
     );
+    // Clients that do not keep connections alive: every request is a new connection,
+    // which node:cluster's primary accepts and hands to a worker.
+    let close: Load | null = null;
+    if (LOADGEN === 'wrk') {
+      close = await loadWrk(port, DURATION, true);
+      log(`${stamp()} ${app}: ${LABEL[kind]} new connection per request: ${close.reqPerSec.toFixed(0)} req/s p50 ${f2(close.p50)} ms p99 ${f2(close.p99)} ms, errors ${close.errors}`);
+    }
     const spawnMs: number[] = [];
     const phases: Array<{ forked: number; ready: number }> = [];
     for (let i = 0; i < REPS; i++) {
@@ -344,8 +432,8 @@ async function measure(app: AppName, kind: Kind): Promise<Row> {
       app,
       kind,
       reqPerSec,
-      p50: r.latency.p50,
-      p99: r.latency.p99,
+      p50: r.p50,
+      p99: r.p99,
       errors,
       pssIdleMiB,
       pssLoadMiB,
@@ -356,6 +444,7 @@ async function measure(app: AppName, kind: Kind): Promise<Row> {
       otherCpuS,
       irqCpuS,
       conns: workers.map((w) => conns.get(w) ?? 0),
+      close,
       notes: notes + phaseNote,
     };
   } finally {
@@ -406,25 +495,25 @@ function report(rows: Row[]): { text: string; misses: number } {
   const out: string[] = [];
   const get = (app: AppName, kind: Kind) => rows.find((r) => r.app === app && r.kind === kind);
   out.push(
-    `| app | server | req/s | p50 ms | p99 ms | errors | conns per worker | PSS idle MiB | PSS after load MiB | of it master/daemon MiB | new worker → 1st response ms, median (min–max) | CPU s: server / load gen / irq / others |`,
-    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| app | server | req/s | p50 ms | p99 ms | errors | req/s, new conn. per request | p99 ms, new conn. | conns per worker | PSS idle MiB | PSS after load MiB | of it master/daemon MiB | new worker → 1st response ms, median (min–max) | CPU s: server / load gen / irq / others |`,
+    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
   );
   for (const r of rows) {
     out.push(
-      `| ${r.app} | ${LABEL[r.kind]} | ${f0(r.reqPerSec)} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.conns.join('/')} | ${f0(r.pssIdleMiB)} | ${f0(r.pssLoadMiB)} | ${f0(r.headPssMiB)} | ` +
+      `| ${r.app} | ${LABEL[r.kind]} | ${f0(r.reqPerSec)} | ${f2(r.p50)} | ${f2(r.p99)} | ${r.errors} | ${r.close ? `${f0(r.close.reqPerSec)}${r.close.errors ? ` (${r.close.errors} errors)` : ''}` : '-'} | ${r.close ? f2(r.close.p99) : '-'} | ${r.conns.join('/')} | ${f0(r.pssIdleMiB)} | ${f0(r.pssLoadMiB)} | ${f0(r.headPssMiB)} | ` +
         `${f1(median(r.spawnMs))} (${f1(Math.min(...r.spawnMs))}–${f1(Math.max(...r.spawnMs))}) | ${f1(r.serverCpuS)} / ${f1(r.loadGenCpuS)} / ${f1(r.irqCpuS)} / ${f1(r.otherCpuS)} |`,
     );
   }
   for (const r of rows) if (r.notes) out.push(`${out.at(-1)?.startsWith('|') ? '\n' : ''}- ${r.app}, ${LABEL[r.kind]}: ${r.notes}`);
-  out.push('', '| app | unixproc ÷ peer | req/s | p99 | PSS after load | new-worker speed-up (peer ms ÷ unixproc ms) |', '| --- | --- | ---: | ---: | ---: | ---: |');
-  for (const app of APPS) {
-    const u = get(app, 'unixproc');
+  out.push('', '| app | unixproc ÷ peer | req/s | p99 | req/s, new conn. per request | p99, new conn. | PSS after load | new-worker speed-up (peer ms ÷ unixproc ms) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const app of APPS) for (const ours of OURS) {
+    const u = get(app, ours);
     if (!u) continue;
     for (const kind of ['cluster', 'pm2'] as const) {
       const p = get(app, kind);
       if (!p) continue;
       out.push(
-        `| ${app} | ÷ ${LABEL[kind]} | ${f2(u.reqPerSec / p.reqPerSec)}× | ${f2(u.p99 / p.p99)}× | ${f2(u.pssLoadMiB / p.pssLoadMiB)}× | ${f1(median(p.spawnMs) / median(u.spawnMs))}× |`,
+        `| ${app} | ${LABEL[ours]} ÷ ${LABEL[kind]} | ${f2(u.reqPerSec / p.reqPerSec)}× | ${f2(u.p99 / p.p99)}× | ${u.close && p.close ? `${f2(u.close.reqPerSec / p.close.reqPerSec)}×` : '-'} | ${u.close && p.close ? `${f2(u.close.p99 / p.close.p99)}×` : '-'} | ${f2(u.pssLoadMiB / p.pssLoadMiB)}× | ${f1(median(p.spawnMs) / median(u.spawnMs))}× |`,
       );
     }
   }
@@ -434,24 +523,28 @@ function report(rows: Row[]): { text: string; misses: number } {
     out.push(`- ${ok ? 'PASS' : 'MISS'} ${what}`);
   };
   out.push('', 'Targets (against node:cluster, same run):');
-  for (const app of APPS) {
-    const u = get(app, 'unixproc');
+  for (const app of APPS) for (const ours of OURS) {
+    const u = get(app, ours);
     const c = get(app, 'cluster');
     if (!u || !c) continue;
     const ratio = u.reqPerSec / c.reqPerSec;
-    verdict(ratio >= 1.1 && u.p99 <= c.p99, `${app}: req/s ≥ 1.1× node:cluster with p99 no worse: ${f2(ratio)}×, p99 ${u.p99} vs ${c.p99} ms`);
+    verdict(ratio >= 1.1 && u.p99 <= c.p99, `${app}, ${LABEL[ours]}, keep-alive: req/s ≥ 1.1× node:cluster with p99 no worse: ${f2(ratio)}×, p99 ${f2(u.p99)} vs ${f2(c.p99)} ms`);
+    if (u.close && c.close) {
+      const r2 = u.close.reqPerSec / c.close.reqPerSec;
+      verdict(r2 >= 1.1 && u.close.p99 <= c.close.p99, `${app}, ${LABEL[ours]}, new connection per request: req/s ≥ 1.1× node:cluster with p99 no worse: ${f2(r2)}×, p99 ${f2(u.close.p99)} vs ${f2(c.close.p99)} ms`);
+    }
   }
-  {
-    const u = get('big', 'unixproc');
+  for (const ours of OURS) {
+    const u = get('big', ours);
     const c = get('big', 'cluster');
-    if (u && c) verdict(u.pssLoadMiB <= 0.4 * c.pssLoadMiB, `big: total PSS ≤ 40% of node:cluster's: ${f0(u.pssLoadMiB)} vs ${f0(c.pssLoadMiB)} MiB = ${f0((100 * u.pssLoadMiB) / c.pssLoadMiB)}%`);
+    if (u && c) verdict(u.pssLoadMiB <= 0.4 * c.pssLoadMiB, `big, ${LABEL[ours]}: total PSS ≤ 40% of node:cluster's: ${f0(u.pssLoadMiB)} vs ${f0(c.pssLoadMiB)} MiB = ${f0((100 * u.pssLoadMiB) / c.pssLoadMiB)}%`);
   }
-  for (const app of APPS) {
-    const u = get(app, 'unixproc');
+  for (const app of APPS) for (const ours of OURS) {
+    const u = get(app, ours);
     const c = get(app, 'cluster');
     if (!u || !c) continue;
     const x = median(c.spawnMs) / median(u.spawnMs);
-    verdict(x >= 20, `${app}: new worker serving ≥ 20× sooner than cluster.fork(): ${f1(median(u.spawnMs))} vs ${f1(median(c.spawnMs))} ms = ${f1(x)}×`);
+    verdict(x >= 20, `${app}, ${LABEL[ours]}: new worker serving ≥ 20× sooner than cluster.fork(): ${f1(median(u.spawnMs))} vs ${f1(median(c.spawnMs))} ms = ${f1(x)}×`);
   }
   return { text: out.join('\n'), misses };
 }
@@ -461,7 +554,7 @@ function report(rows: Row[]): { text: string; misses: number } {
 const cpuModel = os.cpus()[0]?.model ?? '?';
 log(
   `bench/serve: ${os.availableParallelism()} CPUs (${cpuModel}), ${f1(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}; ` +
-    `${WORKERS} workers, autocannon ${CONNECTIONS} connections × ${DURATION} s after ${WARMUP} s warm-up, ${REPS} new-worker reps; temp ${TMP}`,
+    `${WORKERS} workers, ${LOADGEN} ${CONNECTIONS} connections × ${DURATION} s after ${WARMUP} s warm-up, ${REPS} new-worker reps; temp ${TMP}`,
 );
 // The machine may be shared: wait (up to --wait-quiet seconds) for other processes to
 // leave the CPUs alone, and say how busy they were.

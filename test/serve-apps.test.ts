@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { waitFor } from './helpers.js';
+import { scratch, waitFor } from './helpers.js';
 import { appDir, freePort, get, Server, status } from './serve-harness.js';
 
 const T = { timeout: 60_000 };
@@ -160,6 +160,26 @@ for (const shape of shapes) {
     }
   });
 }
+
+test('the master and its workers run with --single-threaded and --no-memory-reducer; a --memory-reducer given is kept', T, async () => {
+  for (const nodeArgs of [[], ['--memory-reducer']]) {
+    const s = scratch();
+    const app = join(s.dir, 'flags.mjs');
+    writeFileSync(app, 'export default (req, res) => res.end(JSON.stringify(process.execArgv));\n');
+    const port = await freePort();
+    const srv = new Server([app, '-w', '1', '-l', `127.0.0.1:${port}`], { marker: s.dir, nodeArgs });
+    try {
+      await srv.ready();
+      const flags = JSON.parse((await get({ port })).body) as string[];
+      assert.ok(flags.includes('--single-threaded'), flags.join(' '));
+      if (nodeArgs.length === 0) assert.ok(flags.includes('--no-memory-reducer'), flags.join(' '));
+      else assert.ok(flags.includes('--memory-reducer') && !flags.includes('--no-memory-reducer'), flags.join(' '));
+    } finally {
+      await srv.stop();
+      s.cleanup();
+    }
+  }
+});
 
 test("process titles: 'unixproc master ...' and 'unixproc worker[N] ...' in ps", T, async () => {
   const { dir, app, cleanup } = appDir();

@@ -91,9 +91,9 @@ export class Server {
 
   constructor(
     args: string[],
-    readonly opts: { cwd?: string; env?: NodeJS.ProcessEnv; marker?: string } = {},
+    readonly opts: { cwd?: string; env?: NodeJS.ProcessEnv; marker?: string; nodeArgs?: string[] } = {},
   ) {
-    this.child = spawn(process.execPath, [bin, 'serve', ...args], {
+    this.child = spawn(process.execPath, [...(opts.nodeArgs ?? []), bin, 'serve', ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
