@@ -10,6 +10,7 @@
         "native/fork.cc",
         "native/process.cc",
         "native/rlimit.cc",
+        "native/shm.cc",
         "native/signal.cc",
         "native/socket.cc",
         "native/title.cc",

@@ -13,6 +13,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   unixproc::InitTitle(env, exports);
   unixproc::InitFd(env, exports);
   unixproc::InitSocket(env, exports);
+  unixproc::InitShm(env, exports);
   // The addon uses Node's embedder API, so it fits one Node ABI only: say which.
   exports["builtForModules"] = Napi::String::New(env, std::to_string(NODE_MODULE_VERSION));
   return exports;

@@ -30,5 +30,6 @@ void InitRlimit(Napi::Env env, Napi::Object exports);
 void InitTitle(Napi::Env env, Napi::Object exports);
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
+void InitShm(Napi::Env env, Napi::Object exports);
 
 }  // namespace unixproc

@@ -35,6 +35,7 @@ import { loadApp, removeBuilds } from './app.js';
 import { log, redirectLogs } from './log.js';
 import { warmHttp } from './warm.js';
 import { resolveOptions, START_CWD, type ServeOptions, type WorkerInfo } from './options.js';
+import { Scoreboard } from './scoreboard.js';
 import { type MasterMessage, runWorker, type WorkerMessage } from './worker.js';
 
 interface WorkerState extends WorkerInfo {
@@ -49,6 +50,8 @@ interface WorkerState extends WorkerInfo {
   spare: boolean;
   /** A spare that has set itself up and waits for its slot. */
   standby: boolean;
+  /** Its cell on the scoreboard (-1: none free). */
+  cell: number;
 }
 
 /** How long after a spare is put to work the next one is forked: the fork waits for the worker's first requests. */
@@ -70,6 +73,7 @@ export class Master {
   private generation = 0;
   private listeners: Listener[] = [];
   private readonly workers = new Map<number, WorkerState>();
+  private readonly board = new Scoreboard();
   private target = 0;
   private readonly queue: string[] = [];
   private draining = false;
@@ -185,6 +189,7 @@ export class Master {
           ageSeconds: Math.round((now - w.startedAt) / 100) / 10,
           requests: w.requests,
           active: w.active,
+          connections: this.board.connections(w.cell),
           lastHeartbeatSecondsAgo: Math.round((now - w.lastBeat) / 100) / 10,
           state: w.quitting ? 'stopping' : w.ready ? 'serving' : 'booting',
           pssKiB: readPss(w.pid),
@@ -338,14 +343,23 @@ export class Master {
     const generation = this.generation;
     void this.opts.beforeFork?.({ index, generation });
     const [mine, theirs] = Socket.pair('SEQPACKET');
-    const pid = fork();
+    const cell = this.board.claim();
+    let pid: number | null;
+    try {
+      pid = fork();
+    } catch (err) {
+      this.board.release(cell);
+      mine.close();
+      theirs.close();
+      throw err;
+    }
     if (pid === null) {
-      this.becomeWorker({ index, pid: process.pid, generation }, theirs, mine, spare);
+      this.becomeWorker({ index, pid: process.pid, generation }, theirs, mine, spare, cell);
       return;
     }
     theirs.close();
     const now = Date.now();
-    const w: WorkerState = { index, pid, generation, channel: mine, startedAt: now, lastBeat: now, requests: 0, active: 0, ready: false, quitting: false, spare, standby: false };
+    const w: WorkerState = { index, pid, generation, channel: mine, startedAt: now, lastBeat: now, requests: 0, active: 0, ready: false, quitting: false, spare, standby: false, cell };
     this.workers.set(pid, w);
     log(spare ? 'spare.spawn' : 'worker.spawn', spare ? { worker: pid, generation } : { index, worker: pid, generation });
     void this.readChannel(w);
@@ -405,6 +419,7 @@ export class Master {
 
   private reaped(w: WorkerState, status: Status): void {
     this.workers.delete(w.pid);
+    this.board.release(w.cell);
     w.channel.close();
     const lived = Date.now() - w.startedAt;
     if (w.spare) {
@@ -449,7 +464,7 @@ export class Master {
   }
 
   /** In a freshly forked worker: drop everything that is the master's, then serve. */
-  private becomeWorker(info: WorkerInfo, channel: Socket, masterEnd: Socket, spare: boolean): void {
+  private becomeWorker(info: WorkerInfo, channel: Socket, masterEnd: Socket, spare: boolean, cell: number): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     // Signals the worker traps itself (QUIT, TERM, INT, USR1) are replaced by runWorker
@@ -463,7 +478,7 @@ export class Master {
     // waiting command from seeing EOF.
     if (this.ready && !this.ready.closed) this.ready.close();
     this.queue.length = 0;
-    runWorker({ info, options: this.opts, app: this.app, fds: this.listeners.map((l) => l.fd), channel, spare }).catch((err) => {
+    runWorker({ info, options: this.opts, app: this.app, fds: this.listeners.map((l) => l.fd), channel, spare, board: this.board, cell }).catch((err) => {
       log('worker.error', { error: String((err as Error)?.stack ?? err) });
       Process.exit(1);
     });

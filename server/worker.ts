@@ -6,6 +6,7 @@ import http, { type RequestListener } from 'node:http';
 import net, { type Socket as Socket_ } from 'node:net';
 import { IO, Process, Signal, Socket } from '../src/index.js';
 import { log, redirectLogs, setRole } from './log.js';
+import type { Scoreboard } from './scoreboard.js';
 import type { ServeOptions, WorkerInfo } from './options.js';
 
 export interface WorkerContext {
@@ -17,6 +18,17 @@ export interface WorkerContext {
   channel: Socket;
   /** Forked ahead of need: set up, but accepting only once the master gives it a slot. */
   spare?: boolean;
+  /** Shared with the master and the other workers; this worker writes its own cell (-1: none). */
+  board: Scoreboard;
+  cell: number;
+}
+
+/** How long a worker holding more than its share of connections leaves new ones to the others. */
+const MAX_PAUSE_MS = 5;
+
+/** More than its share: a quarter more than the least loaded other worker, and at least 2 more. */
+function crowded(mine: number, least: number): boolean {
+  return mine > least + Math.max(1, Math.floor(least / 4));
 }
 
 /** How long a stopping worker waits for the first request of a connection it accepted. */
@@ -101,7 +113,9 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     s.on('connection', (sock: Socket_) => {
       all.add(sock);
       fresh.add(sock);
+      ctx.board.opened(ctx.cell);
       sock.once('close', () => {
+        ctx.board.closed(ctx.cell);
         all.delete(sock);
         fresh.delete(sock);
         busy.delete(sock);
@@ -144,29 +158,42 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     await options.afterFork?.(info);
   }
   await listenAll();
-  // Fair spread: every worker's epoll wakes for a queued connection, and the first one
+  ctx.board.setAccepting(ctx.cell, true);
+  // Fair spread. Every worker's epoll wakes for a queued connection, and the first one
   // running would otherwise accept a whole burst (libuv accepts until the queue is
-  // empty). A worker takes one connection per loop turn and then gives the others the
-  // chance: the dups are closed, and listened on again on the next turn.
+  // empty). So a worker takes one connection per loop turn and then gives the others
+  // the chance: the dups are closed, and listened on again on the next turn. A turn is
+  // not enough when the others are not on a CPU at that moment (more runnable processes
+  // than CPUs): a worker that holds more than its share (the scoreboard has every
+  // worker's count) leaves the queue to them for up to MAX_PAUSE_MS, so a blocked
+  // worker cannot stall new connections for long.
   let yielding = false;
-  if (options.workers > 1) {
-    for (const s of servers) {
-      s.on('connection', () => {
-        if (yielding || stopping) return;
-        yielding = true;
-        for (const srv of servers) net.Server.prototype.close.call(srv);
-        setImmediate(() => {
-          if (stopping) return;
-          listenAll().then(
-            () => (yielding = false),
-            (err) => {
-              log('worker.listen_failed', { error: String(err) });
-              Process.exit(1);
-            },
-          );
-        });
-      });
-    }
+  const relisten = () =>
+    listenAll().then(
+      () => (yielding = false),
+      (err) => {
+        log('worker.listen_failed', { error: String(err) });
+        Process.exit(1);
+      },
+    );
+  for (const s of servers) {
+    s.on('connection', () => {
+      if (yielding || stopping) return;
+      if (ctx.board.fewestOthers(ctx.cell) === null) return; // alone: nobody to leave connections to
+      yielding = true;
+      for (const srv of servers) net.Server.prototype.close.call(srv);
+      const pausedAt = Date.now();
+      const resume = (): void => {
+        if (stopping) return;
+        const least = ctx.board.fewestOthers(ctx.cell);
+        if (least !== null && crowded(ctx.board.connections(ctx.cell), least) && Date.now() - pausedAt < MAX_PAUSE_MS) {
+          setTimeout(resume, 1);
+          return;
+        }
+        void relisten();
+      };
+      setImmediate(resume);
+    });
   }
   send(channel, { t: 'ready' });
 
@@ -184,6 +211,7 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   Signal.trap('QUIT', () => {
     if (stopping) return;
     stopping = true;
+    ctx.board.setAccepting(ctx.cell, false);
     title();
     log('worker.stopping', { index: info.index, active, fresh: fresh.size });
     // Stop accepting (net's close: http's would also drop the idle connections, fresh ones

@@ -11,6 +11,7 @@ export interface Native {
   platformThreads(): number;
   clearDontfork(): number;
   lowMemoryNotification(): void;
+  mapShared(bytes: number): ArrayBuffer | number;
   armExitWatch(beforeExit: () => void, exit: () => void): void;
   strerror(errno: number): string;
 

@@ -11,7 +11,7 @@ import http from 'node:http';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import v8 from 'node:v8';
-import { compactHeap, fork, ForkSafetyError, isForkedChild, Process, wait2 } from '../src/index.js';
+import { compactHeap, fork, ForkSafetyError, isForkedChild, Process, sharedMemory, wait2 } from '../src/index.js';
 import { assertNoChildren, fdCount, quietStdout, runScript, scratch, TIMEOUT } from './helpers.js';
 
 const tmp = scratch();
@@ -128,6 +128,23 @@ describe('fork', () => {
     assert.ok(before.young > after.young, `young generation ${before.young} -> ${after.young} bytes`);
     assert.ok(after.used < before.used, `heap used ${before.used} -> ${after.used} bytes`);
     assert.equal(keep.length, 0);
+  });
+
+  test('sharedMemory(): children forked after it and the parent see each other\'s writes; Atomics add up across processes', TIMEOUT, async () => {
+    const words = new Int32Array(sharedMemory(4096));
+    assert.equal(words.length, 1024);
+    assert.deepEqual([...words.subarray(0, 4)], [0, 0, 0, 0]);
+    const pids = [1, 2].map((n) =>
+      fork(() => {
+        words[n] = Process.pid;
+        for (let i = 0; i < 100_000; i++) Atomics.add(words, 0, 1);
+      }),
+    );
+    for (const pid of pids) assert.equal((await wait2(pid))![1].exitstatus, 0);
+    assert.equal(Atomics.load(words, 0), 200_000);
+    assert.deepEqual([words[1], words[2]], pids);
+    assert.throws(() => sharedMemory(0), RangeError);
+    assert.throws(() => sharedMemory('4096' as unknown as number), TypeError);
   });
 
   test('the child has timers, fs, the threadpool, dns, crypto, http and child_process', TIMEOUT, async () => {

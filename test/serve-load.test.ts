@@ -3,11 +3,12 @@
 // crash loop that backs off, and the spread of connections over the workers.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sleep, waitFor } from './helpers.js';
-import { alive, appDir, appSource, freePort, get, load, requestOnce, Server } from './serve-harness.js';
+import { alive, appDir, appSource, freePort, get, load, requestOnce, Server, status } from './serve-harness.js';
 
 const T = { timeout: 120_000 };
 
@@ -193,6 +194,57 @@ test('connection spread over 2 workers is not pathological (fresh connections)',
     assert.equal(byPid.size, 2);
     for (const n of split) assert.ok(n >= N * 0.2, `each worker >= 20%: ${split}`);
   } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+test('a burst of 40 kept-alive connections is shared out; the scoreboard counts each worker\'s connections', T, async () => {
+  const { dir, app, cleanup } = appDir('v1');
+  const port = await freePort();
+  const control = join(dir, 'ctl.sock');
+  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`, '--control', control], { marker: dir });
+  const socks: net.Socket[] = [];
+  const connections = async () => {
+    const st = await status(['--json', '--control', control]);
+    assert.equal(st.code, 0, st.stderr);
+    return new Map((JSON.parse(st.stdout).workers as Array<{ pid: number; connections: number }>).map((w) => [w.pid, w.connections]));
+  };
+  try {
+    await srv.ready();
+    const N = 40;
+    // All at once, as a load generator opens them; each sends one request and stays open.
+    const pids = await Promise.all(
+      Array.from({ length: N }, () =>
+        new Promise<number>((resolve, reject) => {
+          const sock = net.connect(port, '127.0.0.1');
+          socks.push(sock);
+          let got = '';
+          sock.setEncoding('latin1');
+          sock.on('error', reject);
+          sock.on('data', (d: string) => {
+            got += d;
+            const m = got.match(/\r\n\r\nv1 (\d+) \//);
+            if (m) resolve(Number(m[1]));
+          });
+          sock.write('GET / HTTP/1.1\r\nhost: localhost\r\n\r\n');
+        }),
+      ),
+    );
+    const byPid = new Map<number, number>();
+    for (const p of pids) byPid.set(p, (byPid.get(p) ?? 0) + 1);
+    console.log(`# burst of ${N} kept-alive connections over 2 workers: ${JSON.stringify(Object.fromEntries(byPid))}`);
+    assert.equal(byPid.size, 2, JSON.stringify(Object.fromEntries(byPid)));
+    for (const n of byPid.values()) assert.ok(n >= N / 4, `each worker holds >= 25%: ${[...byPid.values()]}`);
+    assert.deepEqual(await connections(), byPid);
+    for (const s of socks) s.destroy();
+    const deadline = Date.now() + 10_000;
+    while ([...(await connections()).values()].some((n) => n !== 0)) {
+      assert.ok(Date.now() < deadline, 'the scoreboard counts the closed connections');
+      await sleep(50);
+    }
+  } finally {
+    for (const s of socks) s.destroy();
     await srv.stop();
     cleanup();
   }
