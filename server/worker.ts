@@ -2,7 +2,7 @@
 // listening sockets inherited from the master, serve with the app the master preloaded,
 // heartbeat to the master, and stop gracefully on QUIT (finish in-flight requests) or at
 // once on TERM/INT.
-import http, { type RequestListener } from 'node:http';
+import http, { type RequestListener, type ServerResponse } from 'node:http';
 import net, { type Socket as Socket_ } from 'node:net';
 import { IO, Process, Signal, Socket } from '../src/index.js';
 import { log, redirectLogs, setRole } from './log.js';
@@ -22,6 +22,15 @@ export interface WorkerContext {
   board: Scoreboard;
   cell: number;
 }
+
+const STATE = Symbol('unixproc.connection');
+const SOCKET = Symbol('unixproc.socket');
+const FRESH = 0;
+const BUSY = 1;
+const IDLE = 2;
+const CLOSED = 3;
+type TrackedSocket = Socket_ & { [STATE]: number };
+type TrackedResponse = ServerResponse & { [SOCKET]: TrackedSocket };
 
 /** How long a worker holding more than its share of connections leaves new ones to the others. */
 const MAX_PAUSE_MS = 5;
@@ -88,39 +97,46 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   })();
   if (!spare) await options.afterFork?.(info);
 
-  // Connections this worker accepted: `fresh` ones have not delivered a request yet (the
-  // client has most likely sent one already), `busy` ones are serving a request.
-  const fresh = new Set<Socket_>();
-  const busy = new Set<Socket_>();
-  const all = new Set<Socket_>();
+  // Connections this worker accepted, and what each is doing: FRESH ones have not
+  // delivered a request yet (the client has most likely sent one already), BUSY ones are
+  // serving a request, IDLE ones wait between requests. Kept on the socket itself, with
+  // one shared listener per response: this runs on every request (per-request closures
+  // and sets cost about a tenth of a hello-world's throughput).
+  const all = new Set<TrackedSocket>();
+  let fresh = 0;
+  function onResponseClose(this: TrackedResponse): void {
+    active--;
+    const sock = this[SOCKET];
+    if (sock[STATE] === BUSY) sock[STATE] = IDLE;
+    if (stopping) maybeFinish();
+  }
+  function onSocketClose(this: TrackedSocket): void {
+    ctx.board.closed(ctx.cell);
+    all.delete(this);
+    if (this[STATE] === FRESH) fresh--;
+    this[STATE] = CLOSED;
+    if (stopping) maybeFinish();
+  }
   const servers = ctx.fds.map(() =>
     http.createServer((req, res) => {
       requests++;
       active++;
-      const sock = req.socket;
-      fresh.delete(sock);
-      busy.add(sock);
-      res.once('close', () => {
-        active--;
-        busy.delete(sock);
-        maybeFinish();
-      });
+      const sock = req.socket as TrackedSocket;
+      if (sock[STATE] === FRESH) fresh--;
+      sock[STATE] = BUSY;
+      (res as TrackedResponse)[SOCKET] = sock;
+      res.on('close', onResponseClose);
       if (stopping) res.setHeader('connection', 'close');
       ctx.app(req, res);
     }),
   );
   for (const s of servers) {
-    s.on('connection', (sock: Socket_) => {
+    s.on('connection', (sock: TrackedSocket) => {
       all.add(sock);
-      fresh.add(sock);
+      sock[STATE] = FRESH;
+      fresh++;
       ctx.board.opened(ctx.cell);
-      sock.once('close', () => {
-        ctx.board.closed(ctx.cell);
-        all.delete(sock);
-        fresh.delete(sock);
-        busy.delete(sock);
-        maybeFinish();
-      });
+      sock.once('close', onSocketClose);
     });
   }
   // Requests on a kept-alive connection are not 'in flight' between requests: a graceful
@@ -199,7 +215,7 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
 
   let finished = false;
   function maybeFinish(): void {
-    if (stopping && active === 0 && fresh.size === 0) finish();
+    if (stopping && active === 0 && fresh === 0) finish();
   }
   function finish(): void {
     if (finished) return;
@@ -213,7 +229,7 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     stopping = true;
     ctx.board.setAccepting(ctx.cell, false);
     title();
-    log('worker.stopping', { index: info.index, active, fresh: fresh.size });
+    log('worker.stopping', { index: info.index, active, fresh });
     // Stop accepting (net's close: http's would also drop the idle connections, fresh ones
     // included). A connection this worker accepted but has not read a request from yet
     // is served (with connection: close): closing it would lose a request that the client
@@ -221,10 +237,10 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
     // between requests are closed; a client retries a request it wrote on a reused
     // connection that was closed before any answer.
     for (const s of servers) net.Server.prototype.close.call(s);
-    for (const sock of all) if (!fresh.has(sock) && !busy.has(sock)) sock.destroy();
+    for (const sock of all) if (sock[STATE] === IDLE) sock.destroy();
     // A fresh connection that sends nothing is not waited for long.
     setTimeout(() => {
-      for (const sock of fresh) sock.destroy();
+      for (const sock of all) if (sock[STATE] === FRESH) sock.destroy();
     }, FRESH_GRACE_MS).unref();
     maybeFinish();
   });
