@@ -177,8 +177,10 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   ctx.board.setAccepting(ctx.cell, true);
   // Fair spread. Every worker's epoll wakes for a queued connection, and the first one
   // running would otherwise accept a whole burst (libuv accepts until the queue is
-  // empty). So a worker takes one connection per loop turn and then gives the others
-  // the chance: the dups are closed, and listened on again on the next turn. A turn is
+  // empty). So a worker that holds more connections than another worker plus one gives
+  // the others the chance after each connection it takes: the dups are closed, and
+  // listened on again on the next loop turn (a worker at or below that keeps accepting:
+  // the yield costs a handful of syscalls per connection). A turn is
   // not enough when the others are not on a CPU at that moment (more runnable processes
   // than CPUs): a worker that holds more than its share (the scoreboard has every
   // worker's count) leaves the queue to them for up to MAX_PAUSE_MS, so a blocked
@@ -198,7 +200,9 @@ export async function runWorker(ctx: WorkerContext): Promise<void> {
   for (const s of servers) {
     s.on('connection', () => {
       if (yielding || stopping) return;
-      if (ctx.board.fewestOthers(ctx.cell) === null) return; // alone: nobody to leave connections to
+      const fewest = ctx.board.fewestOthers(ctx.cell);
+      // Alone, or not ahead of the others: nobody to leave connections to.
+      if (fewest === null || ctx.board.connections(ctx.cell) <= fewest + 1) return;
       yielding = true;
       for (const srv of servers) net.Server.prototype.close.call(srv);
       const pausedAt = Date.now();
