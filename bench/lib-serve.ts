@@ -236,7 +236,7 @@ export function getPid(port: number, path = '/', timeoutMs = 5000): Promise<numb
 
 /**
  * Polls with fresh connections until a response comes from a pid that is not in `known`.
- * Tight (3 loops back to back) for the first 200 ms, where a forked worker shows up, then
+ * Tight (one loop back to back; BENCH_SERVE_POLLERS sets how many) for the first 200 ms, where a forked worker shows up, then
  * paced (2 loops, one request each 10 ms) so that the polling does not steal the CPU a
  * starting node process needs: the figure is good to about 5 ms after the first 200 ms.
  */
