@@ -9,8 +9,16 @@ import type { ServeOptions } from './options.js';
 export type { ServeOptions, ServeHooks, WorkerInfo } from './options.js';
 export { Master } from './master.js';
 
-/** Runs the master in this process (which must run with --single-threaded); resolves once it serves. */
+/**
+ * Runs the master in this process (which must run with --single-threaded, and best with
+ * --no-memory-reducer, as the CLI does); resolves once it serves.
+ */
 export async function serve(options: Partial<ServeOptions>): Promise<Master> {
+  // V8's memory reducer compacts the master's heap on a timer, unsharing what the
+  // workers share (docs/fork-in-node.md); it can only be turned off on node's command line.
+  if (!process.execArgv.some((a) => /^--(no-)?memory[-_]reducer\b/.test(a))) {
+    log('master.hint', { hint: 'start node with --no-memory-reducer: V8 memory reducer GCs unshare the memory workers share' });
+  }
   let ready: IO | undefined;
   if (options.daemonize && !process.env[UPGRADE_ENV]) ready = await daemonize();
   const master = new Master(options, ready);

@@ -181,6 +181,24 @@ test('the master and its workers run with --single-threaded and --no-memory-redu
   }
 });
 
+test('serve() called in code serves, hints at --no-memory-reducer when node lacks it, and QUIT stops it', T, async () => {
+  const { dir, app, cleanup } = appDir();
+  const script = join(dir, 'main.mjs');
+  const serverUrl = new URL('../server/index.js', import.meta.url).href;
+  writeFileSync(script, `import { serve } from ${JSON.stringify(serverUrl)};\nawait serve({ app: process.argv[2], workers: 1, listen: ['127.0.0.1:' + process.argv[3]] });\n`);
+  const port = await freePort();
+  const srv = new Server([app, String(port)], { marker: dir, script, nodeArgs: ['--single-threaded'] });
+  try {
+    await srv.ready();
+    assert.match((await get({ port })).body, /^v1 \d+ \/$/);
+    assert.ok(srv.find('master.hint', 0, (l) => String(l.hint).includes('--no-memory-reducer')), srv.stderr);
+    await srv.quit();
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
 test("process titles: 'unixproc master ...' and 'unixproc worker[N] ...' in ps", T, async () => {
   const { dir, app, cleanup } = appDir();
   const port = await freePort();

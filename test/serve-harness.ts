@@ -91,9 +91,11 @@ export class Server {
 
   constructor(
     args: string[],
-    readonly opts: { cwd?: string; env?: NodeJS.ProcessEnv; marker?: string; nodeArgs?: string[] } = {},
+    /** script: run this file with node instead of `unixproc serve` (args then go to the script). */
+    readonly opts: { cwd?: string; env?: NodeJS.ProcessEnv; marker?: string; nodeArgs?: string[]; script?: string } = {},
   ) {
-    this.child = spawn(process.execPath, [...(opts.nodeArgs ?? []), bin, 'serve', ...args], {
+    const command = opts.script ? [opts.script, ...args] : [bin, 'serve', ...args];
+    this.child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...command], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -209,6 +211,14 @@ export class Server {
     for (const m of masters) if (alive(m)) sendSignal(m, 'KILL');
     if (this.exit === null) await Promise.race([this.exited, sleep(5_000)]);
     await this.assertGone(5_000, true);
+  }
+
+  /** A graceful stop that must end well: QUIT, exit 0, and nothing of the server left. */
+  async quit(): Promise<void> {
+    this.signal('QUIT');
+    const exit = await this.exited;
+    if (exit.code !== 0 || exit.signal !== null) throw new Error(`the master exited with ${JSON.stringify(exit)} after QUIT:\n${this.stderr.slice(-3000)}`);
+    await this.assertGone();
   }
 
   /** Waits until no process of this server is left (by pid and by marker), KILLing leftovers if asked. */

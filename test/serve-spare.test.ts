@@ -68,10 +68,8 @@ test('a spare accepts nothing until TTIN gives it a slot, then serves with the s
     assert.deepEqual(st.spares.map((s) => s.pid), [next]);
     assert.ok(processesWith(dir).some((p) => p.pid === spare && p.args.startsWith('unixproc worker[2] serving')));
 
-    srv.signal('QUIT');
-    assert.deepEqual(await srv.exited, { code: 0, signal: null });
+    await srv.quit();
     assert.ok(srv.find('spare.exit', 0, (l) => l.worker === next && l.expected === true));
-    await srv.assertGone();
   } finally {
     await srv.stop();
     cleanup();
@@ -115,9 +113,7 @@ test('a SIGKILLed worker is replaced by the spare; HUP retires the old spare; TT
     const spare3 = await readySpare(srv, m, 1);
     await srv.signalAndWait('WINCH');
     await waitFor(() => !alive(spare3) && srv.liveWorkers().length === 0, 15_000, 'WINCH stopped the workers and the spare');
-    srv.signal('QUIT');
-    assert.deepEqual(await srv.exited, { code: 0, signal: null });
-    await srv.assertGone();
+    await srv.quit();
   } finally {
     await srv.stop();
     cleanup();
