@@ -106,8 +106,7 @@ test('a SIGKILLed worker is replaced by the spare; HUP retires the old spare; TT
     await srv.signalAndWait('TTOU');
     await srv.signalAndWait('TTOU');
     await srv.waitLog('spare.exit', { from: m, pred: (l) => l.worker === fresh });
-    await sleep(300);
-    assert.deepEqual(processesWith(dir).filter((p) => p.args.startsWith('unixproc worker')), []);
+    await waitFor(() => processesWith(dir).every((p) => !p.args.startsWith('unixproc worker')), 15_000, 'no worker and no spare left');
     m = srv.mark();
     await srv.signalAndWait('TTIN');
     const spare3 = await readySpare(srv, m, 1);
