@@ -6,7 +6,7 @@
 // which joins threads that do not exist in a forked child (it crashes or hangs there).
 import { randomBytes } from 'node:crypto';
 import crypto from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
@@ -68,16 +68,35 @@ function assertForkable(): void {
 
 function assertNoStrayThreads(): void {
   // Run after the threadpool is known to exist (the first fork starts it while parking).
-  const threads = readdirSync('/proc/self/task').length;
+  const tids = readdirSync('/proc/self/task');
   const expectedThreads = forkedChild ? 1 + uvPoolSize : expectedInParent;
+  const threads = tids.length;
   if (threads > expectedThreads) {
     throw new ForkSafetyError(
-      `fork() refused: ${threads} threads are running where ${expectedThreads} are expected. ` +
+      `fork() refused: ${threads} threads are running where ${expectedThreads} are expected (${threadNames(tids)}). ` +
         'A worker_threads Worker, the inspector or an addon thread is alive; a lock it holds at the moment ' +
         'of fork would stay locked forever in the child. Terminate workers (worker.terminate()) before forking, ' +
         'or fork first and start them afterwards.',
     );
   }
+}
+
+function threadName(tid: string): string {
+  try {
+    return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+  } catch {
+    return '?'; // gone meanwhile
+  }
+}
+
+/** "name ×count" of each thread name, for the refusal message (which thread is the stray one). */
+function threadNames(tids: string[]): string {
+  const count = new Map<string, number>();
+  for (const tid of tids) {
+    const name = threadName(tid);
+    count.set(name, (count.get(name) ?? 0) + 1);
+  }
+  return [...count].map(([name, n]) => (n > 1 ? `${name} ×${n}` : name)).join(', ');
 }
 
 let threadpoolStarted = false;
