@@ -34,7 +34,7 @@ test('a config file with a syntax error: a clear error, non-zero exit, nothing l
   }
 });
 
-test('workers: -1 in the config file, or -w -1: a clear error, non-zero exit', T, async () => {
+test('workers or spare: -1 in the config file, or -w -1, --spare 1.5: a clear error, non-zero exit', T, async () => {
   const { dir, app, cleanup } = appDir();
   try {
     const config = join(dir, 'neg.config.mjs');
@@ -42,6 +42,9 @@ test('workers: -1 in the config file, or -w -1: a clear error, non-zero exit', T
     const port = await freePort();
     await failsWith(['-c', config, '-l', `127.0.0.1:${port}`], /unixproc serve: workers must be an integer >= 0, got -1/, dir);
     await failsWith([app, '-w', '-1', '-l', `127.0.0.1:${port}`], /workers must be an integer >= 0, got -1/, dir);
+    writeFileSync(config, `export default { spare: -1, app: './app.mjs' };\n`);
+    await failsWith(['-c', config, '-l', `127.0.0.1:${port}`], /unixproc serve: spare must be an integer >= 0, got -1/, dir);
+    await failsWith([app, '--spare', '1.5', '-l', `127.0.0.1:${port}`], /--spare must be an integer, got "1\.5"/, dir);
   } finally {
     cleanup();
   }
