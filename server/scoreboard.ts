@@ -8,75 +8,75 @@ import { sharedMemory } from '../src/index.js';
 const ACCEPTING = 0;
 const CONNECTIONS = 1;
 const FIELDS = 2;
-/** Slots for workers alive at once (spares and workers still stopping included). */
-export const SLOTS = 1024;
-// Cell 0 holds one more than the highest slot in use, so that a worker looking at the
-// others (on every connection it accepts) reads a few cells, not every slot.
+/** Cells for workers alive at once (spares and workers still stopping included). */
+export const CELLS = 1024;
+// Word 0 holds one more than the highest cell in use, so that a worker looking at the
+// others (on every connection it accepts) reads a few cells, not all of them.
 const HEADER = 1;
 
 export class Scoreboard {
-  private readonly cells = new Int32Array(sharedMemory((HEADER + SLOTS * FIELDS) * 4));
-  /** The master's record of slots in use (a worker's copy of it goes stale: unused there). */
+  private readonly words = new Int32Array(sharedMemory((HEADER + CELLS * FIELDS) * 4));
+  /** The master's record of cells in use (a worker's copy of it goes stale: unused there). */
   private readonly taken = new Set<number>();
 
-  /** Master: a free slot for the worker about to be forked, or -1 when all are in use. */
+  /** Master: a free cell for the worker about to be forked, or -1 when all are in use. */
   claim(): number {
-    for (let slot = 0; slot < SLOTS; slot++) {
-      if (this.taken.has(slot)) continue;
-      this.taken.add(slot);
-      this.clear(slot);
+    for (let cell = 0; cell < CELLS; cell++) {
+      if (this.taken.has(cell)) continue;
+      this.taken.add(cell);
+      this.clear(cell);
       this.setInUse();
-      return slot;
+      return cell;
     }
     return -1;
   }
 
-  /** Master: the slot of a reaped worker (whatever it left there is stale). */
-  release(slot: number): void {
-    if (slot < 0) return;
-    this.clear(slot);
-    this.taken.delete(slot);
+  /** Master: the cell of a reaped worker (whatever it left there is stale). */
+  release(cell: number): void {
+    if (cell < 0) return;
+    this.clear(cell);
+    this.taken.delete(cell);
     this.setInUse();
   }
 
   private setInUse(): void {
-    Atomics.store(this.cells, 0, this.taken.size ? Math.max(...this.taken) + 1 : 0);
+    Atomics.store(this.words, 0, this.taken.size ? Math.max(...this.taken) + 1 : 0);
   }
 
-  private at(slot: number, field: number): number {
-    return HEADER + slot * FIELDS + field;
+  private at(cell: number, field: number): number {
+    return HEADER + cell * FIELDS + field;
   }
 
-  private clear(slot: number): void {
-    Atomics.store(this.cells, this.at(slot, ACCEPTING), 0);
-    Atomics.store(this.cells, this.at(slot, CONNECTIONS), 0);
+  private clear(cell: number): void {
+    Atomics.store(this.words, this.at(cell, ACCEPTING), 0);
+    Atomics.store(this.words, this.at(cell, CONNECTIONS), 0);
   }
 
-  // Each slot has one writer, its worker: plain atomic loads and stores suffice.
+  // Each cell has one writer, its worker: plain atomic loads and stores suffice.
 
-  setAccepting(slot: number, on: boolean): void {
-    if (slot >= 0) Atomics.store(this.cells, this.at(slot, ACCEPTING), on ? 1 : 0);
+  setAccepting(cell: number, on: boolean): void {
+    if (cell >= 0) Atomics.store(this.words, this.at(cell, ACCEPTING), on ? 1 : 0);
   }
 
-  opened(slot: number): void {
-    if (slot >= 0) Atomics.add(this.cells, this.at(slot, CONNECTIONS), 1);
+  opened(cell: number): void {
+    if (cell >= 0) Atomics.add(this.words, this.at(cell, CONNECTIONS), 1);
   }
 
-  closed(slot: number): void {
-    if (slot >= 0) Atomics.sub(this.cells, this.at(slot, CONNECTIONS), 1);
+  closed(cell: number): void {
+    if (cell >= 0) Atomics.sub(this.words, this.at(cell, CONNECTIONS), 1);
   }
 
-  connections(slot: number): number {
-    return slot >= 0 ? Atomics.load(this.cells, this.at(slot, CONNECTIONS)) : 0;
+  connections(cell: number): number {
+    return cell >= 0 ? Atomics.load(this.words, this.at(cell, CONNECTIONS)) : 0;
   }
 
   /** The fewest connections held by another accepting worker; null when no other accepts. */
-  fewestOthers(slot: number): number | null {
+  fewestOthers(cell: number): number | null {
     let least: number | null = null;
-    const inUse = Atomics.load(this.cells, 0);
+    const inUse = Atomics.load(this.words, 0);
     for (let s = 0; s < inUse; s++) {
-      if (s === slot || Atomics.load(this.cells, this.at(s, ACCEPTING)) !== 1) continue;
-      const n = Atomics.load(this.cells, this.at(s, CONNECTIONS));
+      if (s === cell || Atomics.load(this.words, this.at(s, ACCEPTING)) !== 1) continue;
+      const n = Atomics.load(this.words, this.at(s, CONNECTIONS));
       if (least === null || n < least) least = n;
     }
     return least;
