@@ -11,7 +11,7 @@ import http from 'node:http';
 import { after, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import v8 from 'node:v8';
-import { compactHeap, fork, ForkSafetyError, isForkedChild, Process, sharedMemory, wait2 } from '../src/index.js';
+import { compactHeap, fork, ForkSafetyError, isForkedChild, Process, setrlimit, sharedMemory, SystemCallError, wait2 } from '../src/index.js';
 import { assertNoChildren, fdCount, quietStdout, runScript, scratch, TIMEOUT } from './helpers.js';
 
 const tmp = scratch();
@@ -145,6 +145,23 @@ describe('fork', () => {
     assert.deepEqual([words[1], words[2]], pids);
     assert.throws(() => sharedMemory(0), RangeError);
     assert.throws(() => sharedMemory('4096' as unknown as number), TypeError);
+  });
+
+  test("sharedMemory(): the kernel's refusal is a SystemCallError naming mmap (ENOMEM under an address-space limit)", TIMEOUT, async () => {
+    const r = await inChild(() => {
+      // In the child only: room for 64 MiB more address space, then ask for 1 GiB.
+      const vmKiB = Number(/VmSize:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+      setrlimit('AS', vmKiB * 1024 + 64 * 2 ** 20);
+      try {
+        sharedMemory(2 ** 30);
+        return 'mapped';
+      } catch (err) {
+        const e = err as SystemCallError;
+        return `${e.name} ${e.code} ${e.errno} ${e.syscall}`;
+      }
+    });
+    assert.equal(r.code, 0);
+    assert.equal(r.value, 'SystemCallError ENOMEM 12 mmap');
   });
 
   test('the child has timers, fs, the threadpool, dns, crypto, http and child_process', TIMEOUT, async () => {
