@@ -8,7 +8,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { scratch, waitFor } from './helpers.js';
-import { appDir, freePort, get, Server, status } from './serve-harness.js';
+import { appDir, freePort, get, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 60_000 };
 
@@ -199,12 +199,8 @@ test('serve() called in code serves, hints at --no-memory-reducer when node lack
   }
 });
 
-test("process titles: 'unixproc master ...' and 'unixproc worker[N] ...' in ps", T, async () => {
-  const { dir, app, cleanup } = appDir();
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test("process titles: 'unixproc master ...' and 'unixproc worker[N] ...' in ps", T, () =>
+  withServer(['-w', '2'], async ({ srv, app, port }) => {
     await waitFor(() => srv.readyWorkers().length === 2, 10_000, 'two workers');
     const ps = (pid: number) => execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim();
     const master = ps(srv.pid);
@@ -213,11 +209,7 @@ test("process titles: 'unixproc master ...' and 'unixproc worker[N] ...' in ps",
     assert.match(titles[0], /^unixproc worker\[0\] serving requests=\d+ .*app\.mjs$/);
     assert.match(titles[1], /^unixproc worker\[1\] serving requests=\d+ .*app\.mjs$/);
     console.log(`# titles: ${master} | ${titles.join(' | ')}`);
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 test('unixproc status (--control and --pid) lists the workers: pid, age, requests, heartbeat, PSS', T, async () => {
   const { dir, app, cleanup } = appDir();

@@ -417,6 +417,32 @@ export function appDir(version = 'v1'): { dir: string; app: string; cleanup: () 
   return { ...s, app };
 }
 
+/** What a test run by withServer gets: the server, its scratch dir, app file and port. */
+export interface ServerCase {
+  srv: Server;
+  dir: string;
+  app: string;
+  port: number;
+}
+
+/**
+ * Runs fn against `unixproc serve <app> ...args -l 127.0.0.1:<port>` on the test app (of
+ * the given version) in a fresh scratch dir, once every worker is ready; the server is
+ * always stopped (and checked gone) and the dir removed afterwards.
+ */
+export async function withServer(args: string[], fn: (c: ServerCase) => Promise<void>, version = 'v1'): Promise<void> {
+  const { dir, app, cleanup } = appDir(version);
+  const port = await freePort();
+  const srv = new Server([app, ...args, '-l', `127.0.0.1:${port}`], { marker: dir });
+  try {
+    await srv.ready();
+    await fn({ srv, dir, app, port });
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+}
+
 /** Runs `unixproc status` and returns its stdout. */
 export async function status(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [bin, 'status', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sleep, waitFor } from './helpers.js';
-import { alive, appDir, appSource, freePort, get, load, requestOnce, Server, status } from './serve-harness.js';
+import { alive, appDir, appSource, freePort, get, load, requestOnce, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 120_000 };
 
@@ -16,12 +16,8 @@ function summary(r: { ok: number; failures: number; retries: number; byVersion: 
   return JSON.stringify({ ok: r.ok, failures: r.failures, retries: r.retries, byVersion: Object.fromEntries(r.byVersion), byPid: Object.fromEntries(r.byPid), errors: r.errors });
 }
 
-test('HUP under continuous keep-alive load: zero failed requests, both generations answer', T, async () => {
-  const { dir, app, cleanup } = appDir('v1');
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('HUP under continuous keep-alive load: zero failed requests, both generations answer', T, () =>
+  withServer(['-w', '2'], async ({ srv, app, port }) => {
     const run = load({ port }, { clients: 2 });
     await sleep(1500);
     writeFileSync(app, appSource('v2'));
@@ -35,11 +31,7 @@ test('HUP under continuous keep-alive load: zero failed requests, both generatio
     assert.equal(r.failures, 0, summary(r));
     assert.ok((r.byVersion.get('v1') ?? 0) > 0 && (r.byVersion.get('v2') ?? 0) > 0, summary(r));
     assert.ok(r.ok > 50, summary(r));
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 test('USR2 then QUIT to the old master under continuous load: zero failed requests', T, async () => {
   const { dir, app, cleanup } = appDir('v1');
@@ -72,12 +64,8 @@ test('USR2 then QUIT to the old master under continuous load: zero failed reques
   }
 });
 
-test('a worker killed with SIGKILL under load is replaced within a second', T, async () => {
-  const { dir, app, cleanup } = appDir('v1');
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('a worker killed with SIGKILL under load is replaced within a second', T, () =>
+  withServer(['-w', '2'], async ({ srv, port }) => {
     await waitFor(() => srv.readyWorkers().length === 2, 10_000, 'two workers');
     // Fresh connections, so that both workers (the victim too) are serving when it dies.
     const run = load({ port }, { clients: 2, keepAlive: false });
@@ -100,18 +88,10 @@ test('a worker killed with SIGKILL under load is replaced within a second', T, a
     assert.ok(killToReady < 1000, `replaced in ${killToReady} ms`);
     assert.equal(srv.readyWorkers().length, 2);
     assert.ok(r.ok > 0);
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
-test('a worker stuck in an infinite loop is killed at --timeout and replaced', T, async () => {
-  const { dir, app, cleanup } = appDir('v1');
-  const port = await freePort();
-  const srv = new Server([app, '-w', '1', '-t', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('a worker stuck in an infinite loop is killed at --timeout and replaced', T, () =>
+  withServer(['-w', '1', '-t', '2'], async ({ srv, port }) => {
     const [stuck] = srv.readyWorkers();
     const m = srv.mark();
     const t0 = Date.now();
@@ -130,11 +110,7 @@ test('a worker stuck in an infinite loop is killed at --timeout and replaced', T
     assert.equal(r.status, 200);
     assert.notEqual(Number(r.body.split(' ')[1]), stuck);
     assert.ok(!alive(stuck));
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 test('a crash loop (afterFork exits) backs off instead of spinning', T, async () => {
   const { dir, app, cleanup } = appDir('v1');
@@ -161,12 +137,8 @@ test('a crash loop (afterFork exits) backs off instead of spinning', T, async ()
   }
 });
 
-test('connection spread over 2 workers is not pathological (fresh connections)', T, async () => {
-  const { dir, app, cleanup } = appDir('v1');
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('connection spread over 2 workers is not pathological (fresh connections)', T, () =>
+  withServer(['-w', '2'], async ({ srv, port }) => {
     await waitFor(() => srv.readyWorkers().length === 2, 10_000, 'two workers');
     const agent = new http.Agent({ keepAlive: false, maxSockets: 4 });
     const byPid = new Map<number, number>();
@@ -193,11 +165,7 @@ test('connection spread over 2 workers is not pathological (fresh connections)',
     assert.equal(failures, 0);
     assert.equal(byPid.size, 2);
     for (const n of split) assert.ok(n >= N * 0.2, `each worker >= 20%: ${split}`);
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 test('a burst of 40 kept-alive connections is shared out; the scoreboard counts each worker\'s connections', T, async () => {
   const { dir, app, cleanup } = appDir('v1');

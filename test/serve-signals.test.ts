@@ -11,16 +11,12 @@ import { existsSync, readFileSync, readlinkSync, renameSync, writeFileSync } fro
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sleep, waitFor } from './helpers.js';
-import { alive, appDir, appSource, describeProcess, freePort, get, parseLines, processesWith, requestOnce, Server, status } from './serve-harness.js';
+import { alive, appDir, appSource, describeProcess, freePort, get, parseLines, processesWith, requestOnce, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 90_000 };
 
-test('QUIT: an in-flight slow request completes, the master exits 0, nothing is left', T, async () => {
-  const { dir, app, cleanup } = appDir();
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('QUIT: an in-flight slow request completes, the master exits 0, nothing is left', T, () =>
+  withServer(['-w', '2'], async ({ srv, port }) => {
     const workers = srv.liveWorkers();
     assert.equal(workers.length, 2);
     const started = Date.now();
@@ -36,19 +32,11 @@ test('QUIT: an in-flight slow request completes, the master exits 0, nothing is 
     assert.ok(srv.find('master.exit'));
     for (const w of workers) assert.ok(srv.find('worker.exit', 0, (l) => l.worker === w && l.status === `pid ${w} exit 0`), `worker ${w} exited 0`);
     await srv.assertGone();
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 for (const sig of ['TERM', 'INT'] as const) {
-  test(`${sig}: quick stop, in-flight requests are cut, the master exits 0, nothing is left`, T, async () => {
-    const { dir, app, cleanup } = appDir();
-    const port = await freePort();
-    const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-    try {
-      await srv.ready();
+  test(`${sig}: quick stop, in-flight requests are cut, the master exits 0, nothing is left`, T, () =>
+    withServer(['-w', '2'], async ({ srv, port }) => {
       assert.equal((await get({ port })).status, 200);
       const slow = requestOnce({ port }, '/slow').then(
         () => 'answered',
@@ -64,19 +52,11 @@ for (const sig of ['TERM', 'INT'] as const) {
       assert.ok(srv.find('master.stopping', 0, (l) => l.graceful === false));
       console.log(`# ${sig}: stopped in ${took} ms`);
       await srv.assertGone();
-    } finally {
-      await srv.stop();
-      cleanup();
-    }
-  });
+    }));
 }
 
-test('HUP reloads a changed app file: new code, new worker pids, the old workers exit', T, async () => {
-  const { dir, app, cleanup } = appDir('v1');
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('HUP reloads a changed app file: new code, new worker pids, the old workers exit', T, () =>
+  withServer(['-w', '2'], async ({ srv, app, port }) => {
     const old = srv.liveWorkers();
     assert.match((await get({ port })).body, /^v1 /);
     writeFileSync(app, appSource('v2'));
@@ -95,11 +75,7 @@ test('HUP reloads a changed app file: new code, new worker pids, the old workers
       assert.ok(fresh.includes(Number(r.body.split(' ')[1])), `answered by a new worker: ${r.body}`);
     }
     for (const p of old) assert.ok(srv.find('worker.exit', m, (l) => l.worker === p && l.expected === true));
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 test('HUP re-reads the config file: worker count and app change', T, async () => {
   const { dir, cleanup } = appDir('v1');
@@ -208,12 +184,8 @@ test('USR2 with a new master that cannot start: the old one keeps serving, pid f
   }
 });
 
-test('WINCH stops every worker, the master stays; TTIN brings one back', T, async () => {
-  const { dir, app, cleanup } = appDir();
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('WINCH stops every worker, the master stays; TTIN brings one back', T, () =>
+  withServer(['-w', '2'], async ({ srv, port }) => {
     const old = srv.liveWorkers();
     srv.signal('WINCH');
     await waitFor(() => srv.liveWorkers().length === 0 && old.every((p) => !alive(p)), 10_000, `no workers\n${srv.stderr}\n${old.map(describeProcess).join('\n')}`);
@@ -228,11 +200,7 @@ test('WINCH stops every worker, the master stays; TTIN brings one back', T, asyn
     assert.equal(srv.liveWorkers().length, 1);
     const r = await get({ port }, '/', { timeout: 5000 });
     assert.equal(r.status, 200);
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
 
 test('TTIN and TTOU change the worker count (seen by unixproc status and the process list)', T, async () => {
   const { dir, app, cleanup } = appDir();

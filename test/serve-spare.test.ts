@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sleep, waitFor } from './helpers.js';
-import { alive, appDir, appSource, freePort, get, processesWith, sendSignal, Server, status } from './serve-harness.js';
+import { alive, appDir, appSource, freePort, get, processesWith, sendSignal, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 90_000 };
 
@@ -76,12 +76,8 @@ test('a spare accepts nothing until TTIN gives it a slot, then serves with the s
   }
 });
 
-test('a SIGKILLed worker is replaced by the spare; HUP retires the old spare; TTOU to 0 and WINCH leave none', T, async () => {
-  const { dir, app, cleanup } = appDir();
-  const port = await freePort();
-  const srv = new Server([app, '-w', '2', '--spare', '1', '-l', `127.0.0.1:${port}`], { marker: dir });
-  try {
-    await srv.ready();
+test('a SIGKILLed worker is replaced by the spare; HUP retires the old spare; TTOU to 0 and WINCH leave none', T, () =>
+  withServer(['-w', '2', '--spare', '1'], async ({ srv, dir, app, port }) => {
     const spare = await readySpare(srv, 0, 0);
     const [victim] = srv.liveWorkers();
     const victimIndex = srv.find('worker.spawn', 0, (l) => l.worker === victim)!.index;
@@ -113,8 +109,4 @@ test('a SIGKILLed worker is replaced by the spare; HUP retires the old spare; TT
     await srv.signalAndWait('WINCH');
     await waitFor(() => !alive(spare3) && srv.liveWorkers().length === 0, 15_000, 'WINCH stopped the workers and the spare');
     await srv.quit();
-  } finally {
-    await srv.stop();
-    cleanup();
-  }
-});
+  }));
