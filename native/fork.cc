@@ -240,6 +240,66 @@ static Napi::Value ArmExitWatch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// abandonStack(run, beforeClear, afterClear): in a forked child, ends the JS that
+// called fork without running another statement of it, then calls run() from the top
+// of the event loop.
+namespace {
+uv_idle_t resume_handle;
+Napi::FunctionReference* resume_fn = nullptr;
+Napi::FunctionReference* before_clear_fn = nullptr;
+Napi::FunctionReference* after_clear_fn = nullptr;
+napi_env resume_env = nullptr;
+napi_async_context resume_ctx = nullptr;
+v8::Global<v8::Context>* resume_context = nullptr;
+bool unwinding = false;
+
+void FinishUnwind(v8::Isolate* isolate) {
+  if (!unwinding) return;
+  if (v8::StackTrace::CurrentStackTrace(isolate, 1)->GetFrameCount() > 0) return;
+  unwinding = false;
+  isolate->CancelTerminateExecution();
+  v8::HandleScope hs(isolate);
+  v8::Local<v8::Context> ctx = resume_context->Get(isolate);
+  v8::Context::Scope cs(ctx);
+  Napi::Env env(resume_env);
+  Napi::HandleScope scope(env);
+  Napi::Value sentinel = before_clear_fn->Call({});
+  napi_fatal_exception(env, sentinel);
+  after_clear_fn->Call({});
+}
+
+void OnCallCompleted(v8::Isolate* isolate) { FinishUnwind(isolate); }
+void OnMicrotasksCompleted(v8::Isolate* isolate, void*) { FinishUnwind(isolate); }
+
+void ResumeAtTop(uv_idle_t* h) {
+  uv_idle_stop(h);
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  FinishUnwind(isolate);
+  Napi::Env env(resume_env);
+  Napi::HandleScope scope(env);
+  Napi::Object recv = Napi::Object::New(env);
+  resume_fn->MakeCallback(recv, {}, resume_ctx);
+}
+}  // namespace
+
+static Napi::Value AbandonStack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  resume_env = env;
+  resume_fn = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+  before_clear_fn = new Napi::FunctionReference(Napi::Persistent(info[1].As<Napi::Function>()));
+  after_clear_fn = new Napi::FunctionReference(Napi::Persistent(info[2].As<Napi::Function>()));
+  resume_context = new v8::Global<v8::Context>(isolate, isolate->GetCurrentContext());
+  napi_async_init(env, nullptr, Napi::String::New(env, "unixproc:fork-block"), &resume_ctx);
+  uv_idle_init(uv_default_loop(), &resume_handle);
+  uv_idle_start(&resume_handle, ResumeAtTop);
+  isolate->AddCallCompletedCallback(OnCallCompleted);
+  isolate->AddMicrotasksCompletedCallback(OnMicrotasksCompleted, nullptr);
+  unwinding = true;
+  isolate->TerminateExecution();
+  return env.Undefined();
+}
+
 static Napi::Value ClearDontforkJs(const Napi::CallbackInfo& info) { return Num(info.Env(), ClearDontfork()); }
 
 // V8's answer to low memory: full GCs that also shrink the young generation and hand
@@ -258,6 +318,7 @@ void InitFork(Napi::Env env, Napi::Object exports) {
   exports["fork"] = Napi::Function::New(env, Fork);
   exports["platformThreads"] = Napi::Function::New(env, PlatformThreads);
   exports["armExitWatch"] = Napi::Function::New(env, ArmExitWatch);
+  exports["abandonStack"] = Napi::Function::New(env, AbandonStack);
   exports["clearDontfork"] = Napi::Function::New(env, ClearDontforkJs);
   exports["lowMemoryNotification"] = Napi::Function::New(env, LowMemoryNotification);
   exports["strerror"] = Napi::Function::New(env, Strerror);

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import crypto from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+import { executionAsyncResource } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { onForkChild, runForkChildHandlers } from './atfork.js';
@@ -138,47 +139,140 @@ export function compactHeap(): void {
   native.lowMemoryNotification();
 }
 
-/** A synchronous block never returns in the child (number); an async one returns null there. */
-export type ForkResult<T> = [T] extends [never] ? number : [T] extends [PromiseLike<unknown>] ? number | null : number;
-
 /**
  * fork(): returns the child's pid in the parent and null in the child.
- * fork(fn): the child runs fn and exits 0 when it returns or its promise resolves,
- * or 1 (with the error printed) when it throws or rejects; the parent gets the pid.
- * A synchronous fn never returns from fork in the child. An async fn needs the event
- * loop, so fork then returns null in the child, as fork() does, and the child exits
- * when the promise settles: the caller must stop there when it sees null (return, or
- * await a promise that never settles), or its own code goes on running in the child.
+ * fork(fn): Ruby's fork block. The parent gets the pid; the child runs fn (sync or
+ * async) and exits when it settles: 0 when it returns or resolves, 1 with the error
+ * printed when it throws or rejects. In the child the call never returns: the JS that
+ * called fork is abandoned (see abandonCaller), so no statement after it runs there.
  */
 export function fork(): number | null;
-export function fork<T>(fn: () => T): ForkResult<T>;
+export function fork(fn: () => unknown): number;
 export function fork(fn?: () => unknown): number | null {
   if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`fork(fn): fn must be a function, got ${describe(fn)}`);
   const pid = rawFork();
   if (pid !== 0) return pid;
   if (!fn) return null;
+  abandonCaller(() => runBlock(fn));
+}
+
+function runBlock(fn: () => unknown): void {
   let result: unknown;
   try {
     result = fn();
   } catch (err) {
     dieOf(err);
   }
+  // The ESM loader sets exitCode 13 on exit while the main module is unsettled, and in
+  // a child whose caller was abandoned it never settles: always pass the code.
+  const done = () => process.exit(exitCodeNow());
   if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
-    // A grandchild forked while fn was pending inherits this continuation too: only the
-    // process that ran fn may be ended by its outcome.
+    // A grandchild forked with fork() while fn was pending inherits this continuation
+    // too: only the process that ran fn may be ended by its outcome.
     const owner = native.getpid();
     (result as PromiseLike<unknown>).then(
-      () => native.getpid() === owner && process.exit(0),
+      () => native.getpid() === owner && done(),
       (err) => native.getpid() === owner && dieOf(err),
     );
-    return null;
+    return;
   }
-  process.exit(0);
+  done();
 }
 
 function dieOf(err: unknown): never {
   process.stderr.write(`${inspect(err)}\n`);
   process.exit(1);
+}
+
+/**
+ * Ends the JS stack that called fork in this child without running another statement
+ * of it (no catch, no finally), then calls run from the top of the event loop, where
+ * Node drains the nextTick and microtask queues as usual. V8's TerminateExecution does
+ * the unwinding; the addon cancels it once no JS frame is left (docs/fork-in-node.md).
+ * Node's own code that was on the stack loses its finally blocks too: what they would
+ * have done for the callback that forked is done here instead.
+ */
+function abandonCaller(run: () => void): never {
+  const interrupted = executionAsyncResource();
+  let monitors: Array<(...args: unknown[]) => void> = [];
+  native.abandonStack(
+    run,
+    () => {
+      // Node resets its async-context stack (which the unwound frames left pushed) only
+      // on the way out of a handled uncaught exception: the addon raises one, and this
+      // capture swallows it without any monitor seeing it.
+      monitors = process.listeners('uncaughtExceptionMonitor') as typeof monitors;
+      process.removeAllListeners('uncaughtExceptionMonitor');
+      process.setUncaughtExceptionCaptureCallback(() => {});
+      return new Error('unixproc: the caller of fork(fn) was abandoned in the child');
+    },
+    () => {
+      process.setUncaughtExceptionCaptureCallback(null);
+      for (const m of monitors) process.on('uncaughtExceptionMonitor', m);
+      repairInterruptedCallback(interrupted);
+    },
+  );
+  // TerminateExecution takes effect at the next interrupt check: this loop's back edge.
+  for (;;);
+}
+
+/** What Node's timer and immediate runners would have done after the callback that forked. */
+function repairInterruptedCallback(resource: object | undefined): void {
+  const kind = resource?.constructor?.name;
+  if (kind === 'Timeout') {
+    const t = resource as NodeJS.Timeout & { _repeat: number | null; _destroyed: boolean };
+    if (t._repeat) t.refresh(); // an interval is re-armed after each run
+    else if (!t._destroyed) {
+      t.unref(); // gives back its count in the refs that keep the loop alive
+      t._destroyed = true;
+    }
+  } else if (kind === 'Immediate') {
+    repairInterruptedImmediate(resource as Immediate);
+  }
+}
+
+interface Immediate {
+  _destroyed: boolean;
+  _onImmediate: () => void;
+  _idleNext: Immediate | null;
+  _idlePrev: Immediate | null;
+  unref(): void;
+}
+
+/**
+ * An immediate that forked was taken off Node's count of pending immediates but, with
+ * its runner's finally skipped, may still head the queue of the batch it ran in. The
+ * runner's next pass then takes it for a live one once more (so it must do nothing and
+ * look live once: a destroyed head crashes the runner) and counts it off again. One
+ * extra immediate that the runner skips without counting off makes up for that count.
+ */
+function repairInterruptedImmediate(imm: Immediate): void {
+  imm._onImmediate = () => {};
+  oneShot(imm, '_destroyed', () => false);
+  const before = setImmediate(() => {}) as unknown as Immediate;
+  const extra = setImmediate(() => {}) as unknown as Immediate;
+  extra.unref();
+  oneShot(extra, '_destroyed', () => {
+    // Skipped as destroyed, the runner goes on from its predecessor's link: unlink it.
+    before._idleNext = extra._idleNext;
+    if (extra._idleNext) extra._idleNext._idlePrev = before;
+    return true;
+  });
+}
+
+/** Makes obj[key] answer get() once, then become a plain property again. */
+function oneShot(obj: object, key: string, get: () => boolean): void {
+  Object.defineProperty(obj, key, {
+    configurable: true,
+    get() {
+      const v = get();
+      Object.defineProperty(obj, key, { value: v, writable: true, configurable: true, enumerable: true });
+      return v;
+    },
+    set(v) {
+      Object.defineProperty(obj, key, { value: v, writable: true, configurable: true, enumerable: true });
+    },
+  });
 }
 
 // ---- the child's side ------------------------------------------------------------

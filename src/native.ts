@@ -13,6 +13,7 @@ export interface Native {
   lowMemoryNotification(): void;
   mapShared(bytes: number): ArrayBuffer | number;
   armExitWatch(beforeExit: () => void, exit: () => void): void;
+  abandonStack(run: () => void, beforeReset: () => Error, afterReset: () => void): void;
   strerror(errno: number): string;
 
   getpid(): number;
