@@ -223,6 +223,7 @@ void ExitWatch(uv_prepare_t* h) {
   Napi::HandleScope scope(env);
   Napi::Object recv = Napi::Object::New(env);
   on_before_exit->MakeCallback(recv, {}, watch_ctx);
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();  // a fork(fn) in 'beforeExit'
   if (!LoopIdleButUs(h->loop)) return;
   on_exit->MakeCallback(recv, {}, watch_ctx);
 }
@@ -240,17 +241,21 @@ static Napi::Value ArmExitWatch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// abandonStack(run, beforeClear, afterClear): in a forked child, ends the JS that
-// called fork without running another statement of it, then calls run() from the top
-// of the event loop.
+// abandonStack(run, beforeReset, afterReset): in a forked child, ends the JS that
+// called fork without running another statement of it (not even its finally blocks),
+// then calls run() from the top of the event loop. V8's TerminateExecution unwinds every
+// JS frame; once none is left (V8 tells when its outermost call, or a microtask
+// checkpoint, completes) the termination is cancelled and Node's async-context stack,
+// which the unwound frames left pushed, is reset the way Node resets it after a handled
+// uncaught exception: beforeReset() installs a capture and returns the error to raise,
+// afterReset() restores what it changed. A child that forks again does all this again.
 namespace {
 uv_idle_t resume_handle;
-Napi::FunctionReference* resume_fn = nullptr;
-Napi::FunctionReference* before_clear_fn = nullptr;
-Napi::FunctionReference* after_clear_fn = nullptr;
+bool resume_handle_ready = false;
+Napi::FunctionReference resume_fn, before_reset_fn, after_reset_fn;
 napi_env resume_env = nullptr;
 napi_async_context resume_ctx = nullptr;
-v8::Global<v8::Context>* resume_context = nullptr;
+v8::Global<v8::Context> resume_context;
 bool unwinding = false;
 
 void FinishUnwind(v8::Isolate* isolate) {
@@ -259,13 +264,12 @@ void FinishUnwind(v8::Isolate* isolate) {
   unwinding = false;
   isolate->CancelTerminateExecution();
   v8::HandleScope hs(isolate);
-  v8::Local<v8::Context> ctx = resume_context->Get(isolate);
-  v8::Context::Scope cs(ctx);
+  v8::Context::Scope cs(resume_context.Get(isolate));
   Napi::Env env(resume_env);
   Napi::HandleScope scope(env);
-  Napi::Value sentinel = before_clear_fn->Call({});
-  napi_fatal_exception(env, sentinel);
-  after_clear_fn->Call({});
+  Napi::Value error = before_reset_fn.Call({});
+  napi_fatal_exception(env, error);
+  after_reset_fn.Call({});
 }
 
 void OnCallCompleted(v8::Isolate* isolate) { FinishUnwind(isolate); }
@@ -273,12 +277,13 @@ void OnMicrotasksCompleted(v8::Isolate* isolate, void*) { FinishUnwind(isolate);
 
 void ResumeAtTop(uv_idle_t* h) {
   uv_idle_stop(h);
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  FinishUnwind(isolate);
+  FinishUnwind(v8::Isolate::GetCurrent());
   Napi::Env env(resume_env);
   Napi::HandleScope scope(env);
-  Napi::Object recv = Napi::Object::New(env);
-  resume_fn->MakeCallback(recv, {}, resume_ctx);
+  resume_fn.MakeCallback(Napi::Object::New(env), {}, resume_ctx);
+  // A grandchild forked by run() abandoned this very call: Node-API kept the
+  // termination as this env's pending exception, which would fail its next call.
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
 }
 }  // namespace
 
@@ -286,15 +291,20 @@ static Napi::Value AbandonStack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   resume_env = env;
-  resume_fn = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
-  before_clear_fn = new Napi::FunctionReference(Napi::Persistent(info[1].As<Napi::Function>()));
-  after_clear_fn = new Napi::FunctionReference(Napi::Persistent(info[2].As<Napi::Function>()));
-  resume_context = new v8::Global<v8::Context>(isolate, isolate->GetCurrentContext());
-  napi_async_init(env, nullptr, Napi::String::New(env, "unixproc:fork-block"), &resume_ctx);
-  uv_idle_init(uv_default_loop(), &resume_handle);
+  resume_fn.Reset(info[0].As<Napi::Function>(), 1);
+  before_reset_fn.Reset(info[1].As<Napi::Function>(), 1);
+  after_reset_fn.Reset(info[2].As<Napi::Function>(), 1);
+  resume_context.Reset(isolate, isolate->GetCurrentContext());
+  if (!resume_handle_ready) {
+    resume_handle_ready = true;
+    napi_async_init(env, nullptr, Napi::String::New(env, "unixproc:fork-block"), &resume_ctx);
+    uv_idle_init(uv_default_loop(), &resume_handle);
+    // An idle handle, not a ref'd timer: it keeps the loop from blocking in poll until
+    // run() has been called, and then stops.
+    isolate->AddCallCompletedCallback(OnCallCompleted);
+    isolate->AddMicrotasksCompletedCallback(OnMicrotasksCompleted, nullptr);
+  }
   uv_idle_start(&resume_handle, ResumeAtTop);
-  isolate->AddCallCompletedCallback(OnCallCompleted);
-  isolate->AddMicrotasksCompletedCallback(OnMicrotasksCompleted, nullptr);
   unwinding = true;
   isolate->TerminateExecution();
   return env.Undefined();
