@@ -18,6 +18,8 @@
 #include <fcntl.h>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
+#include <cstdio>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <vector>
@@ -72,24 +74,34 @@ void UvParkAfter(uv_work_t* req, int) { delete static_cast<UvPark*>(req->data); 
 
 // V8 reserves its heap with MADV_DONTFORK; a child without those pages crashes on
 // its first step into JS. New regions appear as the heap grows, so this runs at
-// every fork. /proc/self/maps is cheap to read (no page statistics, unlike smaps);
-// MADV_DOFORK is harmless on a mapping that was not DONTFORK, and EINVAL on special
-// mappings (VM_IO) is expected and ignored.
-int ClearDontfork() {
+// every fork. /proc/self/maps is cheap to read (no page statistics, unlike smaps).
+// MADV_DOFORK is harmless on a mapping that was not DONTFORK; EINVAL on special
+// mappings (VM_IO, VM_PFNMAP) is expected, as is ENOMEM for a range unmapped since the
+// read. Any other failure may leave heap pages out of the child: the fork is refused.
+// Returns the number of mappings set, or a negative errno with *failed naming the call.
+int ClearDontfork(const char** failed) {
+  *failed = "open";
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd == -1) return -errno;
+  *failed = "read";
   std::vector<char> buf;
   char chunk[65536];
   ssize_t n;
   while ((n = RetryEintr([&] { return read(fd, chunk, sizeof chunk); })) > 0) buf.insert(buf.end(), chunk, chunk + n);
+  int read_err = n < 0 ? errno : 0;
   close(fd);
+  if (read_err) return -read_err;
+  *failed = "madvise";
   buf.push_back(0);
   int count = 0;
   for (char* line = buf.data(); *line;) {
     char* end = nullptr;
     unsigned long lo = strtoul(line, &end, 16);
     unsigned long hi = strtoul(end + 1, nullptr, 16);
-    if (hi > lo && madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DOFORK) == 0) count++;
+    if (hi > lo) {
+      if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DOFORK) == 0) count++;
+      else if (errno != EINVAL && errno != ENOMEM) return -errno;
+    }
     char* nl = strchr(line, '\n');
     if (!nl) break;
     line = nl + 1;
@@ -122,83 +134,169 @@ static Napi::Value PlatformThreads(const Napi::CallbackInfo& info) {
   return Num(info.Env(), platform ? platform->NumberOfWorkerThreads() : -1);
 }
 
+// ---- fork(2) in three steps, as libuv splits its spawn ------------------------------
+
+// A failed step: the negative errno and the call that failed, for SystemCallError.
+struct StepError {
+  int err;
+  const char* syscall;
+};
+
+// The threads parked for one fork, released in the parent once fork(2) has returned.
+struct Parked {
+  std::shared_ptr<Parking> pool = std::make_shared<Parking>();
+  std::shared_ptr<Parking> platform = std::make_shared<Parking>();
+  void Release() {
+    platform->Release();
+    pool->Release();
+  }
+};
+
+// libuv aborts the process when it cannot start its threadpool (in a forked child the
+// pool starts afresh on the first request), which a child at its RLIMIT_NPROC would
+// do. Starting as many threads ourselves first turns that into EAGAIN for the caller.
+bool pool_known_running = false;
+
+int TryStartThreads(int n) {
+  std::vector<pthread_t> started;
+  int err = 0;
+  for (int i = 0; i < n; i++) {
+    pthread_t t;
+    err = pthread_create(&t, nullptr, [](void*) -> void* { return nullptr; }, nullptr);
+    if (err != 0) break;
+    started.push_back(t);
+  }
+  for (pthread_t t : started) pthread_join(t, nullptr);
+  return err;
+}
+
+// Step 1: every thread other than this one waits inside a task of ours, holding no
+// lock, so nothing is left locked in the child.
+bool ParkThreads(Parked& parked, int platformTasks, int platformParked, int uvPool,
+                 std::chrono::steady_clock::time_point deadline, StepError* error) {
+  uv_loop_t* loop = uv_default_loop();
+  if (!pool_known_running) {
+    int err = TryStartThreads(uvPool);
+    if (err != 0) {
+      *error = {-err, "pthread_create"};
+      return false;
+    }
+  }
+  for (int i = 0; i < uvPool; i++) {
+    auto* w = new UvPark{{}, parked.pool};
+    w->req.data = w;
+    int err = uv_queue_work(loop, &w->req, UvParkWork, UvParkAfter);
+    if (err != 0) {
+      delete w;
+      parked.Release();
+      *error = {err, "uv_queue_work"};
+      return false;
+    }
+  }
+  pool_known_running = true;
+  if (!parked.pool->WaitFor(uvPool, deadline)) {
+    parked.Release();
+    *error = {-EBUSY, "fork"};
+    return false;
+  }
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  node::MultiIsolatePlatform* platform =
+      node::GetMultiIsolatePlatform(node::GetCurrentEnvironment(isolate->GetCurrentContext()));
+  if (platform) {
+    for (int i = 0; i < platformTasks; i++) platform->CallOnWorkerThread(std::make_unique<ParkTask>(parked.platform));
+  }
+  if (!parked.platform->WaitFor(platform ? platformParked : 0, deadline)) {
+    parked.Release();
+    *error = {-ETIMEDOUT, "fork"};
+    return false;
+  }
+  return true;
+}
+
+// In the child nobody is left to hand an error to: say what failed and leave.
+[[noreturn]] void ChildFailed(const char* what, int err) {
+  char line[160];
+  int n = snprintf(line, sizeof line, "unixproc: fork: %s failed in the child: %s\n", what, strerror(err));
+  if (n > 0) (void)!write(2, line, static_cast<size_t>(n));
+  _exit(70);  // EX_SOFTWARE
+}
+
+// Step 3, in the child: only this thread exists; the loop's kernel objects are still
+// the parent's and its bookkeeping counts requests that will never complete here.
+void RepairChildLoop(uv_loop_t* loop, Parked& parked, int uvPool, const std::vector<uv_async_t*>& pending) {
+  // The parkings are leaked on purpose: their condition variables still list waiters
+  // that live on in the parent only.
+  new Parked(parked);
+  pool_known_running = false;
+  int err = uv_loop_fork(loop);
+  if (err != 0) ChildFailed("uv_loop_fork", -err);
+  // Our threadpool requests will never complete here: stop them keeping the loop alive.
+  loop->active_reqs.count -= uvPool;
+  for (uv_async_t* a : pending) {
+    a->pending = 0;
+    uv_async_send(a);
+  }
+  // Signals the parent caught but had not dispatched are the parent's: their messages
+  // stayed in the old pipe. Left counted, a closed handle would never finish closing.
+  uv_walk(loop, ForgetCaughtSignals, nullptr);
+}
+
+// Step 2: fork(2) with every signal blocked. No signal may run a handler between
+// fork(2) and uv_loop_fork in the child: libuv's handler would write to the signal
+// pipe still shared with the parent, handing the child's signal to the parent.
+// Blocked, it stays pending and arrives once the child's loop is its own.
+pid_t ForkWithSignalsBlocked(Parked& parked, int uvPool, StepError* error) {
+  uv_loop_t* loop = uv_default_loop();
+  const char* failed = nullptr;
+  int cleared = ClearDontfork(&failed);
+  if (cleared < 0) {
+    *error = {cleared, failed};
+    return -1;
+  }
+  std::vector<uv_async_t*> pending;
+  uv_walk(loop, NotePending, &pending);
+  sigset_t all, old;
+  sigfillset(&all);
+  int err = pthread_sigmask(SIG_BLOCK, &all, &old);
+  if (err != 0) {
+    *error = {-err, "pthread_sigmask"};
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    RepairChildLoop(loop, parked, uvPool, pending);
+    err = pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (err != 0) ChildFailed("pthread_sigmask", err);
+    return 0;
+  }
+  int fork_err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);  // cannot fail: the same mask that was set
+  if (pid == -1) *error = {-fork_err, "fork"};
+  return pid;
+}
+
 // fork(platformTasks, platformParked, uvPoolSize, timeoutMs)
-//   -> 0 in the child, the child's pid in the parent, or a negative errno:
-//      -EBUSY when the libuv threadpool did not go idle in time,
-//      -ETIMEDOUT when the V8 platform workers did not.
+//   -> 0 in the child, the child's pid in the parent, or [-errno, syscall]: among them
+//      [-EBUSY, 'fork'] when the libuv threadpool did not go idle in time and
+//      [-ETIMEDOUT, 'fork'] when the V8 platform workers did not.
 static Napi::Value Fork(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int platformTasks = IntArg(info, 0);
   int platformParked = IntArg(info, 1);
   int uvPool = IntArg(info, 2);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(IntArg(info, 3));
-
-  uv_loop_t* loop = uv_default_loop();
-  auto pool = std::make_shared<Parking>();
-  auto plat = std::make_shared<Parking>();
-  auto release = [&] {
-    plat->Release();
-    pool->Release();
-  };
-
-  for (int i = 0; i < uvPool; i++) {
-    auto* w = new UvPark{{}, pool};
-    w->req.data = w;
-    if (uv_queue_work(loop, &w->req, UvParkWork, UvParkAfter) != 0) {
-      delete w;
-      release();
-      return Num(env, -EAGAIN);
-    }
+  Parked parked;
+  StepError error{0, nullptr};
+  pid_t pid = -1;
+  if (ParkThreads(parked, platformTasks, platformParked, uvPool, deadline, &error)) {
+    pid = ForkWithSignalsBlocked(parked, uvPool, &error);
+    if (pid != 0) parked.Release();
   }
-  if (!pool->WaitFor(uvPool, deadline)) {
-    release();
-    return Num(env, -EBUSY);
-  }
-
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  node::MultiIsolatePlatform* platform =
-      node::GetMultiIsolatePlatform(node::GetCurrentEnvironment(isolate->GetCurrentContext()));
-  if (platform) {
-    for (int i = 0; i < platformTasks; i++) platform->CallOnWorkerThread(std::make_unique<ParkTask>(plat));
-  }
-  if (!plat->WaitFor(platform ? platformParked : 0, deadline)) {
-    release();
-    return Num(env, -ETIMEDOUT);
-  }
-
-  ClearDontfork();
-  std::vector<uv_async_t*> pending;
-  uv_walk(loop, NotePending, &pending);
-
-  // No signal may run a handler between fork(2) and uv_loop_fork in the child: libuv's
-  // handler would write to the signal pipe still shared with the parent, handing the
-  // child's signal to the parent. Blocked, it stays pending and arrives afterwards.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  pid_t pid = fork();
-  if (pid == 0) {
-    // Only this thread exists now. The parkings are leaked on purpose: their
-    // condition variables still list waiters that live on in the parent only.
-    new std::shared_ptr<Parking>(pool);
-    new std::shared_ptr<Parking>(plat);
-    uv_loop_fork(loop);
-    // Our threadpool requests will never complete here: stop them keeping the loop alive.
-    loop->active_reqs.count -= uvPool;
-    for (uv_async_t* a : pending) {
-      a->pending = 0;
-      uv_async_send(a);
-    }
-    // Signals the parent caught but had not dispatched are the parent's: their messages
-    // stayed in the old pipe. Left counted, a closed handle would never finish closing.
-    uv_walk(loop, ForgetCaughtSignals, nullptr);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    return Num(env, 0);
-  }
-  int err = errno;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  release();
-  return Num(env, pid == -1 ? -err : pid);
+  if (pid >= 0) return Num(env, pid);
+  Napi::Array failed = Napi::Array::New(env, 2);
+  failed[0u] = Num(env, error.err);
+  failed[1u] = Napi::String::New(env, error.syscall);
+  return failed;
 }
 
 // The natural end of a forked child. When the loop runs dry, Node waits for every
@@ -252,17 +350,17 @@ static Napi::Value ArmExitWatch(const Napi::CallbackInfo& info) {
 namespace {
 uv_idle_t resume_handle;
 bool resume_handle_ready = false;
-Napi::FunctionReference resume_fn, before_reset_fn, after_reset_fn;
+// Allocated once and never freed: destroyed at process exit, after the isolate, they
+// would touch freed V8 state.
+Napi::FunctionReference& resume_fn = *new Napi::FunctionReference();
+Napi::FunctionReference& before_reset_fn = *new Napi::FunctionReference();
+Napi::FunctionReference& after_reset_fn = *new Napi::FunctionReference();
+v8::Global<v8::Context>& resume_context = *new v8::Global<v8::Context>();
 napi_env resume_env = nullptr;
 napi_async_context resume_ctx = nullptr;
-v8::Global<v8::Context> resume_context;
 bool unwinding = false;
 
-void FinishUnwind(v8::Isolate* isolate) {
-  if (!unwinding) return;
-  if (v8::StackTrace::CurrentStackTrace(isolate, 1)->GetFrameCount() > 0) return;
-  unwinding = false;
-  isolate->CancelTerminateExecution();
+void ResetAsyncStack(v8::Isolate* isolate) {
   v8::HandleScope hs(isolate);
   v8::Context::Scope cs(resume_context.Get(isolate));
   Napi::Env env(resume_env);
@@ -270,6 +368,29 @@ void FinishUnwind(v8::Isolate* isolate) {
   Napi::Value error = before_reset_fn.Call({});
   napi_fatal_exception(env, error);
   after_reset_fn.Call({});
+}
+
+void FinishUnwind(v8::Isolate* isolate) {
+  if (!unwinding) return;
+  if (v8::StackTrace::CurrentStackTrace(isolate, 1)->GetFrameCount() > 0) return;
+  unwinding = false;
+  isolate->CancelTerminateExecution();
+  ResetAsyncStack(isolate);
+}
+
+void SetResetFunctions(const Napi::CallbackInfo& info, size_t first) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  resume_env = info.Env();
+  before_reset_fn.Reset(info[first].As<Napi::Function>(), 1);
+  after_reset_fn.Reset(info[first + 1].As<Napi::Function>(), 1);
+  resume_context.Reset(isolate, isolate->GetCurrentContext());
+}
+
+uv_idle_t warm_handle;
+void WarmAtTop(uv_idle_t* h) {
+  uv_idle_stop(h);
+  uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+  ResetAsyncStack(v8::Isolate::GetCurrent());
 }
 
 void OnCallCompleted(v8::Isolate* isolate) { FinishUnwind(isolate); }
@@ -290,11 +411,8 @@ void ResumeAtTop(uv_idle_t* h) {
 static Napi::Value AbandonStack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  resume_env = env;
   resume_fn.Reset(info[0].As<Napi::Function>(), 1);
-  before_reset_fn.Reset(info[1].As<Napi::Function>(), 1);
-  after_reset_fn.Reset(info[2].As<Napi::Function>(), 1);
-  resume_context.Reset(isolate, isolate->GetCurrentContext());
+  SetResetFunctions(info, 1);
   if (!resume_handle_ready) {
     resume_handle_ready = true;
     napi_async_init(env, nullptr, Napi::String::New(env, "unixproc:fork-block"), &resume_ctx);
@@ -310,7 +428,19 @@ static Napi::Value AbandonStack(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-static Napi::Value ClearDontforkJs(const Napi::CallbackInfo& info) { return Num(info.Env(), ClearDontfork()); }
+// warmAsyncStackReset(beforeReset, afterReset): runs the reset once from the top of the
+// loop, so that a parent compiles its code and its children inherit it compiled.
+static Napi::Value WarmAsyncStackReset(const Napi::CallbackInfo& info) {
+  SetResetFunctions(info, 0);
+  uv_idle_init(uv_default_loop(), &warm_handle);
+  uv_idle_start(&warm_handle, WarmAtTop);
+  return info.Env().Undefined();
+}
+
+static Napi::Value ClearDontforkJs(const Napi::CallbackInfo& info) {
+  const char* failed = nullptr;
+  return Num(info.Env(), ClearDontfork(&failed));
+}
 
 // V8's answer to low memory: full GCs that also shrink the young generation and hand
 // pooled pages back to the kernel. Before forking many children this keeps the garbage
@@ -329,6 +459,7 @@ void InitFork(Napi::Env env, Napi::Object exports) {
   exports["platformThreads"] = Napi::Function::New(env, PlatformThreads);
   exports["armExitWatch"] = Napi::Function::New(env, ArmExitWatch);
   exports["abandonStack"] = Napi::Function::New(env, AbandonStack);
+  exports["warmAsyncStackReset"] = Napi::Function::New(env, WarmAsyncStackReset);
   exports["clearDontfork"] = Napi::Function::New(env, ClearDontforkJs);
   exports["lowMemoryNotification"] = Napi::Function::New(env, LowMemoryNotification);
   exports["strerror"] = Napi::Function::New(env, Strerror);

@@ -12,7 +12,7 @@ import { executionAsyncResource } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import { onForkChild, runForkChildHandlers } from './atfork.js';
-import { check, describe } from './errors.js';
+import { describe, errnoOf, SystemCallError } from './errors.js';
 import { native } from './native.js';
 import { adoptChild } from './wait.js';
 
@@ -107,23 +107,32 @@ function rawFork(): number {
   prepareParentOnce();
   if (threadpoolStarted) assertNoStrayThreads();
   // A forked child has no platform threads to park (only the forking thread was copied).
-  const pid = forkedChild
+  const result = forkedChild
     ? native.fork(0, 0, uvPoolSize, PARK_TIMEOUT_MS)
     : native.fork(platformTasks, platformParked, uvPoolSize, PARK_TIMEOUT_MS);
   threadpoolStarted = true;
-  if (pid === -16 /* EBUSY */) {
+  if (typeof result === 'number') {
+    adoptOrBecome(result);
+    return result;
+  }
+  const [err, syscall] = result;
+  if (err === -errnoOf('EBUSY') && syscall === 'fork') {
     throw new ForkSafetyError(
       `fork() gave up after ${PARK_TIMEOUT_MS} ms waiting for the libuv threadpool to go idle ` +
         '(a long fs, dns or crypto job is running); retry when it is done.',
     );
   }
-  if (pid === -110 /* ETIMEDOUT */) {
+  if (err === -errnoOf('ETIMEDOUT') && syscall === 'fork') {
     throw new ForkSafetyError(`fork() gave up after ${PARK_TIMEOUT_MS} ms waiting for V8's platform threads to go idle.`);
   }
-  check(pid, 'fork');
+  // libuv would abort on a threadpool it cannot start: the same limit fork(2) would hit.
+  if (syscall === 'pthread_create') throw new SystemCallError(-err, 'fork', '(no thread could be started for the libuv threadpool)');
+  throw new SystemCallError(-err, syscall, `(preparing to fork: ${syscall === 'madvise' ? 'MADV_DOFORK on the heap' : 'reading /proc/self/maps'})`);
+}
+
+function adoptOrBecome(pid: number): void {
   if (pid === 0) becomeChild();
   else adoptChild(pid);
-  return pid;
 }
 
 /**
@@ -193,27 +202,31 @@ function dieOf(err: unknown): never {
  * have done for the callback that forked is done here instead.
  */
 function abandonCaller(run: () => void): never {
-  const interrupted = executionAsyncResource();
-  let monitors: Array<(...args: unknown[]) => void> = [];
-  native.abandonStack(
-    run,
-    () => {
-      // Node resets its async-context stack (which the unwound frames left pushed) only
-      // on the way out of a handled uncaught exception: the addon raises one, and this
-      // capture swallows it without any monitor seeing it.
-      monitors = process.listeners('uncaughtExceptionMonitor') as typeof monitors;
-      process.removeAllListeners('uncaughtExceptionMonitor');
-      process.setUncaughtExceptionCaptureCallback(() => {});
-      return new Error('unixproc: the caller of fork(fn) was abandoned in the child');
-    },
-    () => {
-      process.setUncaughtExceptionCaptureCallback(null);
-      for (const m of monitors) process.on('uncaughtExceptionMonitor', m);
-      repairInterruptedCallback(interrupted);
-    },
-  );
+  interrupted = executionAsyncResource();
+  native.abandonStack(run, beforeAsyncStackReset, afterAsyncStackReset);
   // TerminateExecution takes effect at the next interrupt check: this loop's back edge.
   for (;;);
+}
+
+let interrupted: object | undefined;
+let monitors: Array<(...args: unknown[]) => void> = [];
+
+// Node resets its async-context stack (which the unwound frames left pushed) only on
+// the way out of a handled uncaught exception: the addon raises one between these two,
+// and the capture swallows it without any monitor seeing it.
+function beforeAsyncStackReset(): Error {
+  monitors = process.listeners('uncaughtExceptionMonitor') as typeof monitors;
+  process.removeAllListeners('uncaughtExceptionMonitor');
+  process.setUncaughtExceptionCaptureCallback(() => {});
+  return new Error('unixproc: the caller of fork(fn) was abandoned in the child');
+}
+
+function afterAsyncStackReset(): void {
+  process.setUncaughtExceptionCaptureCallback(null);
+  for (const m of monitors) process.on('uncaughtExceptionMonitor', m);
+  monitors = [];
+  if (interrupted) repairInterruptedCallback(interrupted);
+  interrupted = undefined;
 }
 
 /** What Node's timer and immediate runners would have done after the callback that forked. */
@@ -369,6 +382,11 @@ function prepareParentOnce(): void {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+// The reset runs through Node's uncaught-exception handler, which a process compiles
+// lazily on first use: 2-3 ms that every child would pay again. Run it once here, from
+// the top of the loop, where no async context is pushed and resetting changes nothing.
+if (isMainThread && isSingleThreaded()) native.warmAsyncStackReset(beforeAsyncStackReset, afterAsyncStackReset);
 
 // A grandchild's parent is the child: the flag is per process.
 onForkChild(() => {

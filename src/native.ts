@@ -7,13 +7,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface Native {
-  fork(platformTasks: number, platformParked: number, uvPoolSize: number, timeoutMs: number): number;
+  fork(platformTasks: number, platformParked: number, uvPoolSize: number, timeoutMs: number): number | [number, string];
   platformThreads(): number;
   clearDontfork(): number;
   lowMemoryNotification(): void;
   mapShared(bytes: number): ArrayBuffer | number;
   armExitWatch(beforeExit: () => void, exit: () => void): void;
   abandonStack(run: () => void, beforeReset: () => Error, afterReset: () => void): void;
+  warmAsyncStackReset(beforeReset: () => Error, afterReset: () => void): void;
   strerror(errno: number): string;
 
   getpid(): number;
