@@ -70,11 +70,20 @@ export interface Native {
 
 function load(): Native {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const abi = process.versions.modules;
+  const target = `${process.platform}-${process.arch}`;
+  // A git checkout builds from source (its native/ may be newer than any prebuild from
+  // an earlier `npm pack`); an installed package ships prebuilds (scripts/prebuild.mjs).
+  const checkout = existsSync(join(root, '.git'));
   // build-abi/<ABI> holds builds for the other supported Node versions (scripts/build-addon.mjs);
-  // build/Release is what `npm install` built for the Node that installed the package.
+  // build/Release is what the install script built from source for the Node that
+  // installed the package (none when a prebuild served); the prebuild for this ABI last,
+  // so a source build (`npm rebuild --build-from-source`) wins. The prebuild is found
+  // here even when npm never ran the install script.
   const candidates = [
-    join(root, 'build-abi', process.versions.modules, 'unixproc.node'),
+    join(root, 'build-abi', abi, 'unixproc.node'),
     join(root, 'build', 'Release', 'unixproc.node'),
+    ...(checkout ? [] : [join(root, 'prebuilds', target, `node-abi${abi}.node`)]),
   ];
   const require = createRequire(import.meta.url);
   const errors: string[] = [];
@@ -82,7 +91,7 @@ function load(): Native {
     if (!existsSync(file)) continue;
     try {
       const addon = require(file) as Native & { builtForModules: string };
-      if (addon.builtForModules !== process.versions.modules) {
+      if (addon.builtForModules !== abi) {
         errors.push(`${file}: built for Node ABI ${addon.builtForModules}`);
         continue;
       }
@@ -91,9 +100,14 @@ function load(): Native {
       errors.push(`${file}: ${(err as Error).message}`);
     }
   }
+  const how = checkout
+    ? 'In this git checkout the addon is built from source: `npm ci` (or `npx node-gyp rebuild`) for this Node, ' +
+      '`node scripts/build-addon.mjs` for the versions in tools/node-versions.'
+    : 'Prebuilt addons ship for linux-x64 with Node 20, 22 and 24; for any other Node or platform the addon is built ' +
+      'from source, which needs a C++ compiler, make and python3 (Debian/Ubuntu: apt-get install g++ make python3): ' +
+      'install them, then run `npm rebuild unixproc`.';
   throw new Error(
-    `unixproc: no native addon for Node ${process.version} (ABI ${process.versions.modules}). ` +
-      `Run \`npm rebuild unixproc\` (or \`node scripts/build-addon.mjs\` for the versions in tools/node-versions).` +
+    `unixproc: no native addon loads for Node ${process.version} (ABI ${abi}) on ${target}. ${how}` +
       (errors.length ? `\n${errors.join('\n')}` : ''),
   );
 }
