@@ -75,7 +75,15 @@ static Napi::Value GetSubreaper(const Napi::CallbackInfo& info) {
   return Num(info.Env(), on);
 }
 
+// The signal the kernel sends this process when the thread that forked it dies
+// (PR_SET_PDEATHSIG; 0 clears it). Survives fork in neither direction: a child sets its own.
+static Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info) {
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(IntArg(info, 0)), 0, 0, 0) == -1) return Errno(info.Env());
+  return Num(info.Env(), 0);
+}
+
 void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports["setParentDeathSignal"] = Napi::Function::New(env, SetParentDeathSignal);
   exports["setSubreaper"] = Napi::Function::New(env, SetSubreaper);
   exports["getSubreaper"] = Napi::Function::New(env, GetSubreaper);
   exports["getpid"] = Napi::Function::New(env, GetPid);

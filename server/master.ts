@@ -25,13 +25,14 @@ import {
   parseAddress,
   Process,
   readPss,
+  removeBuilds,
   Signal,
   Socket,
   type Status,
   SystemCallError,
   wait2,
 } from '../src/index.js';
-import { loadApp, removeBuilds } from './app.js';
+import { loadApp } from './app.js';
 import { log, redirectLogs } from './log.js';
 import { warmHttp } from './warm.js';
 import { resolveOptions, START_CWD, type ServeOptions, type WorkerInfo } from './options.js';

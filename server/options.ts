@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Status } from '../src/index.js';
-import { loadModule } from './app.js';
+import { loadModule } from '../src/index.js';
 
 export interface WorkerInfo {
   /** 0-based slot of the worker (Unicorn's worker number). */

@@ -21,6 +21,8 @@ export type { IOMode } from './io.js';
 export { Socket } from './socket.js';
 export { listen, Listener, parseAddress } from './listener.js';
 export { readPss } from './meminfo.js';
+export { dieWithParent } from './lifeline.js';
+export { loadModule, removeBuilds } from './module-loader.js';
 export { sharedMemory } from './shared-memory.js';
 export type { ListenAddress, ListenOptions } from './listener.js';
 export type { SocketType } from './socket.js';

@@ -27,6 +27,7 @@ export interface Native {
   getsid(pid: number): number;
   exitNow(code: number): never;
   setSubreaper(on: boolean): number;
+  setParentDeathSignal(sig: number): number;
   getSubreaper(): number;
   exec(file: string, argv: string[]): number;
 
