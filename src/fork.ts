@@ -166,6 +166,8 @@ export function fork(fn?: () => unknown): number | null {
 }
 
 function runBlock(fn: () => unknown): void {
+  // The block's status is its own: 0, unless the block itself sets process.exitCode.
+  process.exitCode = undefined;
   let result: unknown;
   try {
     result = fn();
