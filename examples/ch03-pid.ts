@@ -17,7 +17,7 @@ const child = fork(() => {
   reader.close();
   writer.puts(`${Process.pid} ${process.pid} ${readlinkSync('/proc/self')}`);
   writer.close();
-})!;
+});
 writer.close();
 const [childPid, childProcessPid, childSelf] = reader.gets()!.trim().split(' ').map(Number);
 reader.close();

@@ -13,7 +13,7 @@ const child = fork(() => {
   reader.close();
   writer.puts(`${Process.pid} ${Process.ppid}`);
   writer.close();
-})!;
+});
 writer.close();
 const [childPid, childPpid] = reader.gets()!.trim().split(' ').map(Number);
 reader.close();

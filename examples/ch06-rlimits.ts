@@ -34,7 +34,7 @@ const child = fork(() => {
     const e = err as SystemCallError;
     console.log(`child: pipe() failed: ${e.code} errno ${e.errno} from ${e.syscall}`);
   }
-})!;
+});
 const [, status] = Process.wait2Sync(child)!;
 console.log(`child ${status}`);
 

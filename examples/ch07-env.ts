@@ -15,7 +15,7 @@ console.log(`after delete, 'UNIXPROC_COUNT' in env: ${'UNIXPROC_COUNT' in proces
 
 // Ruby: ENV['MESSAGE'] = 'wing it'; system "echo $MESSAGE"
 process.env.MESSAGE = 'wing it';
-const shell = fork(() => exec('/bin/sh', ['-c', 'echo "sh sees MESSAGE=$MESSAGE"']))!;
+const shell = fork(() => exec('/bin/sh', ['-c', 'echo "sh sees MESSAGE=$MESSAGE"']));
 const [, shellStatus] = Process.wait2Sync(shell)!;
 console.log(`sh ${shellStatus}`);
 
@@ -25,7 +25,7 @@ const child = fork(() => {
   process.env.MESSAGE = 'changed by the child';
   writer.puts(`child: MESSAGE=${process.env.MESSAGE}`);
   writer.close();
-})!;
+});
 writer.close();
 process.stdout.write(reader.read()!.toString());
 reader.close();

@@ -13,7 +13,7 @@ if (args.length === 0) {
   const self = fileURLToPath(import.meta.url);
   const argv = ['--single-threaded', self, '--verbose', 'notes.txt', '--', '--not-a-flag.txt'];
   console.log(`parent ${Process.pid}: exec'ing node with argv ${JSON.stringify(argv)}`);
-  const child = fork(() => exec(process.execPath, argv))!;
+  const child = fork(() => exec(process.execPath, argv));
   const [, status] = Process.wait2Sync(child)!;
   console.log(`child ${status}`);
   finish([child]);

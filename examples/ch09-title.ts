@@ -41,7 +41,7 @@ const worker = fork(() => {
   writer.close();
   // Stay alive until the parent has looked at us with ps.
   goReader.read();
-})!;
+});
 writer.close();
 goReader.close();
 reader.gets();

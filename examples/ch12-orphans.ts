@@ -31,12 +31,12 @@ const middle = fork(() => {
       writer.puts(`I'm an orphan! pid ${Process.pid} ppid ${Process.ppid} (orphaned: ${orphaned})`);
       sleepMs(50);
     }
-  })!;
+  });
   readyWriter.close();
   readyReader.read(); // EOF once the orphan closed its end
   writer.puts(`forked orphan ${orphan}`);
   abort('Parent process died...');
-})!;
+});
 writer.close(); // else our own copy would keep the pipe open and the read below never ends
 
 const [, status] = Process.wait2Sync(middle)!;

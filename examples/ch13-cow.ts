@@ -28,7 +28,7 @@ created.push(
     w1.puts(`child sees arr = ${JSON.stringify(arr)}`);
     arr.push(4);
     w1.puts(`child after arr.push(4): ${JSON.stringify(arr)}`);
-  })!,
+  }),
 );
 w1.close();
 process.stdout.write(r1.read()!.toString());
@@ -54,7 +54,7 @@ created.push(
         childByte: big[12345],
       }),
     );
-  })!,
+  }),
 );
 w2.close();
 const facts = JSON.parse(r2.read()!.toString());

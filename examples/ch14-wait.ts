@@ -11,7 +11,7 @@ import { finish, sleepMs, statOf } from './_proc.js';
 
 const created: number[] = [];
 const spawn = (fn: () => void): number => {
-  const pid = fork(fn)!;
+  const pid = fork(fn);
   created.push(pid);
   return pid;
 };

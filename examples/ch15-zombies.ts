@@ -13,7 +13,7 @@ const created: number[] = [];
 const pid = fork(() => {
   // Ruby: fork { sleep 1 } -- shortened
   sleepMs(100);
-})!;
+});
 created.push(pid);
 console.log(`forked ${pid}; parent ${Process.pid} does not wait`);
 const zombie = pollUntil(() => statOf(pid)?.state === 'Z', 5000);
@@ -34,7 +34,7 @@ const stats = fork(() => {
   sleepMs(150); // StatsCollector.record(message, recipient)
   void message;
   void recipient;
-})!;
+});
 created.push(stats);
 Process.detach(stats);
 console.log(`sent "${message}" to ${recipient} while stats child ${stats} runs`);

@@ -15,15 +15,6 @@ import { finish, sleepMs, statOf } from './_proc.js';
 
 const created: number[] = [];
 
-/** fork(fn) for an fn that needs the event loop: the child must never come back here. */
-async function forkAsync(fn: () => Promise<void>): Promise<number> {
-  const pid = fork(fn);
-  // In the child fork returns null and exits by itself once fn settles.
-  if (pid === null) await new Promise<never>(() => {});
-  created.push(pid!);
-  return pid!;
-}
-
 // ---- CHLD: several children ending at once --------------------------------------
 {
   console.log('== CHLD handler reaping in a WNOHANG loop');
@@ -51,7 +42,7 @@ async function forkAsync(fn: () => Promise<void>): Promise<number> {
     const pid = fork(() => {
       opener.close(); // our copy of the writer would keep EOF away from ourselves
       gate.read();
-    })!;
+    });
     kids.push(pid);
     created.push(pid);
   }
@@ -72,7 +63,7 @@ async function forkAsync(fn: () => Promise<void>): Promise<number> {
   const child = fork(() => {
     Process.kill('INT', Process.pid);
     sleepMs(5000); // the signal ends us long before this does
-  })!;
+  });
   created.push(child);
   const [, status] = Process.wait2Sync(child)!;
   console.log(`child with default INT: ${status}`);
@@ -82,12 +73,13 @@ async function forkAsync(fn: () => Promise<void>): Promise<number> {
 {
   console.log('== trapped INT, then KILL');
   const [reader, writer] = pipe();
-  const child = await forkAsync(async () => {
+  const child = fork(async () => {
     reader.close();
     Signal.trap('INT', () => writer.puts('child: got INT, carrying on'));
     writer.puts('ready');
     await new Promise(() => setInterval(() => {}, 1000)); // Ruby: sleep forever
   });
+  created.push(child);
   writer.close();
   reader.gets(); // ready: the trap is in place
   Process.kill('INT', child);
@@ -104,7 +96,7 @@ async function forkAsync(fn: () => Promise<void>): Promise<number> {
 {
   console.log('== handler that restores the default and re-raises');
   const [reader, writer] = pipe();
-  const child = await forkAsync(async () => {
+  const child = fork(async () => {
     reader.close();
     Signal.trap('INT', (signo) => {
       writer.puts(`child: cleaning up, then dying of signal ${signo}`);
@@ -114,6 +106,7 @@ async function forkAsync(fn: () => Promise<void>): Promise<number> {
     writer.puts('ready');
     await new Promise(() => setInterval(() => {}, 1000));
   });
+  created.push(child);
   writer.close();
   reader.gets();
   Process.kill('INT', child);

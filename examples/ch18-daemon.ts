@@ -28,7 +28,7 @@ console.log(`our pgrp: ${Process.getpgrp()}, our pid: ${Process.pid}, our sid: $
   const child = fork(() => {
     reader.close();
     writer.puts(String(Process.getpgrp()));
-  })!;
+  });
   writer.close();
   const childGroup = Number(reader.gets());
   reader.close();
@@ -43,12 +43,12 @@ console.log(`our pgrp: ${Process.getpgrp()}, our pid: ${Process.pid}, our sid: $
   const leader = fork(() => {
     Process.setpgid(0, 0);
     sleepMs(10_000);
-  })!;
+  });
   Process.setpgid(leader, leader);
   const member = fork(() => {
     Process.setpgid(0, leader);
     sleepMs(10_000);
-  })!;
+  });
   Process.setpgid(member, leader);
   created.push(leader, member);
   console.log(`job: leader ${leader} in group ${Process.getpgid(leader)}, member ${member} in group ${Process.getpgid(member)}`);
@@ -89,7 +89,7 @@ try {
     // rename(2) is atomic: the parent never reads a half-written file.
     writeFileSync(`${factsFile}.tmp`, JSON.stringify(out));
     renameSync(`${factsFile}.tmp`, factsFile);
-  })!;
+  });
   const [, status] = Process.wait2Sync(starter)!;
   console.log(`the process that called daemon() returned at once: ${status}`);
 
