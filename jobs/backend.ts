@@ -56,6 +56,16 @@ export interface WorkerInfo {
   heartbeatAt: number;
   /** The jobs its children run now. */
   running: Array<{ job: JobRecord; since: number; childPid: number | null }>;
+  /** Its attempts that ended (done or failed) and those that failed, where the store counts them. */
+  processed?: number;
+  failed?: number;
+}
+
+/** Attempts that ended in one minute (minute: its start, ms since the epoch). */
+export interface MinuteCount {
+  minute: number;
+  done: number;
+  failed: number;
 }
 
 export interface Stats {
@@ -100,12 +110,13 @@ export interface Backend {
    * pruned. Returns the jobs recovered.
    */
   recoverLapsed(lapseMs: number, reason: string, retryAt: (job: JobRecord) => number | null): Promise<JobRecord[]>;
-  /** Resolves when work may be available on these queues, or after timeoutMs. */
+  /** Resolves when work may be available on these queues, or after timeoutMs (at once after close()). */
   waitForWork(queues: string[], timeoutMs: number): Promise<void>;
 
   stats(): Promise<Stats>;
   queues(): Promise<Record<string, number>>;
   workers(): Promise<WorkerInfo[]>;
+  /** Kept failures, oldest first. */
   failed(offset: number, limit: number): Promise<Array<FailureRecord & { id: string }>>;
   /** Re-enqueues a failed job (attempts reset); false when there is no such failure. */
   retry(failureId: string): Promise<boolean>;
@@ -115,5 +126,8 @@ export interface Backend {
   clear(queue: string): Promise<number>;
   /** Looks one job up by id, wherever it is. */
   job(id: string): Promise<(JobRecord & { state: 'pending' | 'delayed' | 'running' | 'done' | 'failed' }) | null>;
+  /** Per-minute counts of ended attempts from the minute holding `since` on, oldest first; minutes with none are left out. */
+  minutes?(since: number): Promise<MinuteCount[]>;
+  /** Closes this process's connections; pending waitForWork calls resolve. */
   close(): Promise<void>;
 }

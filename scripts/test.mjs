@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildFor, otherNodes } from './build-addon.mjs';
+import { buildSqliteFor } from './build-sqlite.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
@@ -32,6 +33,7 @@ const plan = [{ label: `Node ${process.version}`, bin: process.execPath, files: 
 if (!process.env.UNIXPROC_ONLY_THIS_NODE) {
   for (const node of otherNodes()) {
     buildFor(node);
+    buildSqliteFor(node);
     const version = execFileSync(node.bin, ['--version'], { encoding: 'utf8' }).trim();
     if (forkSuites.length) plan.push({ label: `Node ${version}`, bin: node.bin, files: forkSuites });
   }
