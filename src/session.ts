@@ -1,11 +1,13 @@
 // Sessions, process groups and daemon(): what a process needs to detach from a
 // terminal. daemon() forks twice: the first child becomes a session leader with
 // setsid(2), and its child, which is not a session leader, can never acquire a
-// controlling terminal by opening one.
+// controlling terminal by opening one. The caller waits for that setsid before it
+// exits (see daemon()).
 import { openSync, closeSync } from 'node:fs';
-import { check, integer } from './errors.js';
+import { check, describe, integer } from './errors.js';
 import { exitNow } from './exit.js';
 import { fork } from './fork.js';
+import { IO } from './io.js';
 import { native } from './native.js';
 
 export function setsid(): number {
@@ -50,13 +52,42 @@ export function isSubreaper(): boolean {
 
 /**
  * Ruby's Process.daemon(nochdir = false, noclose = false): the calling process exits 0
- * at once (without atExit handlers), and the JS after daemon() goes on in a grandchild
- * that is in a new session, not its leader, with cwd '/' and stdio on /dev/null unless
- * asked otherwise. Returns 0 in the daemon.
+ * (without atExit handlers) once the first child has left its session, and the JS after
+ * daemon() goes on in a grandchild that is in a new session, not its leader, with cwd
+ * '/' and stdio on /dev/null unless asked otherwise. Returns 0 in the daemon. Both
+ * arguments must be booleans (a TypeError before anything forks).
  */
-export function daemon(nochdir = false, noclose = false): number {
-  if (fork() !== null) exitNow(0);
+export function daemon(nochdir: boolean = false, noclose: boolean = false): number {
+  for (const [name, value] of [['nochdir', nochdir], ['noclose', noclose]] as const) {
+    if (typeof value !== 'boolean') throw new TypeError(`daemon(nochdir, noclose): ${name} must be a boolean, got ${describe(value)}`);
+  }
+  // When the caller leads a terminal session (run under script, or ssh -t host cmd), its
+  // exit sends SIGHUP to the terminal's foreground group, which holds the first child
+  // until setsid: exiting at once would let that kill the daemon-to-be after the
+  // launcher saw success. So the caller waits on a pipe for the setsid.
+  const [left, signal] = IO.pipe();
+  let pid: number | null;
+  try {
+    pid = fork();
+  } catch (err) {
+    left.close();
+    signal.close();
+    throw err;
+  }
+  if (pid !== null) {
+    signal.close();
+    const ok = left.read(1) !== null; // EOF without a byte: the child died before its setsid
+    if (!ok) process.stderr.write('daemon(): the first child died before it left the session\n');
+    exitNow(ok ? 0 : 1);
+  }
+  left.close();
   setsid();
+  try {
+    signal.write('.');
+  } catch {
+    // The caller was killed while waiting: there is no one to tell.
+  }
+  signal.close();
   if (fork() !== null) exitNow(0);
   if (!nochdir) process.chdir('/');
   if (!noclose) {

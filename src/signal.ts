@@ -2,8 +2,10 @@
 // runs handlers on the event loop, never in signal context, which is what Unicorn's
 // self-pipe achieves by hand. Ignoring and the system default need sigaction(2), which
 // Node does not expose; trap also restores Node's own default of ignoring SIGPIPE.
+// The default of TERM and INT (run the exit sequence, then die of the signal) and the
+// EXIT trap belong to src/exit.ts, which owns the exit sequence.
 import { check, describe, integer } from './errors.js';
-import { exit } from './exit.js';
+import { exit, getExitTrap, setExitTrap, setRubyDefault } from './exit.js';
 import { native } from './native.js';
 import { list, parseSignal, signame } from './signals-table.js';
 
@@ -45,11 +47,13 @@ interface Trap {
   listener?: (...args: unknown[]) => void;
 }
 const traps = new Map<number, Trap>();
-const exitTraps: Array<(signo: number) => void> = [];
 
 function normalise(handler: unknown): Previous {
   if (typeof handler === 'function') return handler as (signo: number) => void;
-  if (handler === undefined || handler === null) return 'DEFAULT';
+  // Ruby's trap(sig, nil) ignores the signal.
+  if (handler === null) return 'IGNORE';
+  // Ruby's trap without a handler is an error too; a forgotten argument must not silently pick a disposition.
+  if (handler === undefined) throw new TypeError("trap(sig, handler): handler is required (a function, a command string, or null to ignore)");
   if (typeof handler !== 'string') throw new TypeError(`trap handler must be a function or a command string, got ${describe(handler)}`);
   switch (handler.toUpperCase()) {
     case 'IGNORE':
@@ -71,9 +75,15 @@ function normalise(handler: unknown): Previous {
 /**
  * Ruby's Signal.trap: installs handler for sig and returns the previous one (a
  * function or a command string) so handlers can be chained. The handler receives the
- * signal number. 'EXIT' (signal 0) registers a handler that runs when the process exits.
+ * signal number. 'IGNORE' ('SIG_IGN', '' or null, Ruby's nil) ignores the signal;
+ * undefined is a TypeError. 'DEFAULT' ('SIG_DFL') is Ruby's default: for TERM and INT,
+ * while atExit handlers or an EXIT trap exist, they run and then the process dies of
+ * the signal; otherwise, and for other signals, the kernel's default (Node's, for PIPE
+ * and XFSZ: ignored). 'SYSTEM_DEFAULT' is always the bare kernel default. 'EXIT' as a
+ * handler exits 0 on the signal. trap('EXIT', fn) or trap(0, fn) sets the one EXIT trap,
+ * which runs at exit before the atExit handlers.
  */
-export function trap(sig: string | number, handler: TrapHandler | ((signo: number) => void)): Previous {
+export function trap(sig: string | number, handler: TrapHandler | ((signo: number) => void) | null): Previous {
   const num = parseSignal(sig);
   if (num < 0) throw new RangeError(`invalid signal ${String(sig)}`);
   const next = normalise(handler);
@@ -97,6 +107,8 @@ export function trap(sig: string | number, handler: TrapHandler | ((signo: numbe
   // the loop) would be dropped instead of reaching the new handler. A forked child that
   // replaces its parent's traps right away relies on this.
   if (entry.listener) process.on(event, entry.listener);
+  // For TERM and INT, this adds or removes exit.ts's listener; also before the old one comes off.
+  setRubyDefault(num, next === 'DEFAULT');
   if (previous?.listener) process.removeListener(event, previous.listener);
   if (!entry.listener && (process.listenerCount(event) === 0 || next === 'IGNORE')) {
     // With no listener left, libuv has restored SIG_DFL; set what was asked for.
@@ -107,18 +119,8 @@ export function trap(sig: string | number, handler: TrapHandler | ((signo: numbe
   return before;
 }
 
-let exitHookInstalled = false;
 function trapExit(next: Previous): Previous {
-  const before = exitTraps.length ? exitTraps[exitTraps.length - 1] : 'DEFAULT';
-  exitTraps.length = 0;
-  if (typeof next === 'function') {
-    exitTraps.push(next);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.on('exit', () => {
-        for (const fn of exitTraps.splice(0)) fn(0);
-      });
-    }
-  }
+  const before = getExitTrap() ?? 'DEFAULT';
+  setExitTrap(typeof next === 'function' ? next : null);
   return before;
 }

@@ -18,8 +18,9 @@ export function list(): Record<string, number> {
   return Object.fromEntries([...byName.entries()].sort((a, b) => a[1] - b[1]));
 }
 
-/** Ruby's Signal.signame(15) => 'TERM'; undefined for an unknown number. */
+/** Ruby's Signal.signame(15) => 'TERM'; undefined for an unknown number; a TypeError for anything but a number. */
 export function signame(num: number): string | undefined {
+  if (typeof num !== 'number') throw new TypeError(`signame(num): num must be a signal number, got ${describe(num)}`);
   if (num === 0) return 'EXIT';
   return byNumber.get(num);
 }

@@ -237,22 +237,27 @@ export async function waitall(): Promise<Array<[number, Status]>> {
   return out;
 }
 
-/** What detach returns: a promise of the child's Status that also names the pid. */
-export type Detached = Promise<Status> & { readonly pid: number };
+/** What detach returns: a promise of the child's Status (null if it was not ours to reap) that also names the pid. */
+export type Detached = Promise<Status | null> & { readonly pid: number };
 
 /**
  * Reaps the child in the background so it never lingers as a zombie (Ruby's
  * Process.detach). Like Ruby's detach thread it does not keep the process alive,
- * until someone awaits the handle: then it does, as wait would.
+ * until someone awaits the handle: then it does, as wait would. It resolves to null,
+ * never rejects, when pid is not (or no longer) a child of this process: detach is
+ * fire-and-forget, and a rejection nobody handles would end the caller.
  */
 export function detach(pid: number): Detached {
   integer(pid, 'pid', 1);
   let waiter: Waiter | undefined;
-  const inner = wait2Async(pid, 0, false, (w) => (waiter = w)).then((r) => r![1]);
+  const inner = wait2Async(pid, 0, false, (w) => (waiter = w)).then(
+    (r) => r?.[1] ?? null,
+    () => null,
+  );
   const handle = Object.create(inner) as Detached;
   Object.defineProperty(handle, 'pid', { value: pid, enumerable: true });
   Object.defineProperty(handle, 'then', {
-    value(onFulfilled?: (s: Status) => unknown, onRejected?: (e: unknown) => unknown) {
+    value(onFulfilled?: (s: Status | null) => unknown, onRejected?: (e: unknown) => unknown) {
       if (waiter && !waiter.ref) {
         waiter.ref = true;
         updateWatch();

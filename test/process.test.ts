@@ -1,8 +1,9 @@
 // Identity, resource limits, the process title, exit paths, sessions, process groups
 // and daemon(): the book's chapters 3-10 and 18, checked against the kernel's own view (/proc, ps).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { openSync, closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   fork,
@@ -10,6 +11,7 @@ import {
   getpgrp,
   getrlimit,
   getsid,
+  kill,
   Process,
   RLIM_INFINITY,
   setpgid,
@@ -19,7 +21,7 @@ import {
   SystemCallError,
   wait2,
 } from '../src/index.js';
-import { procInfo, runScript, scratch, TIMEOUT, waitFor } from './helpers.js';
+import { indexUrl, procInfo, runScript, scratch, sleep, TIMEOUT, waitFor } from './helpers.js';
 
 describe('identity', () => {
   test('pid and ppid are the live values', () => {
@@ -148,8 +150,11 @@ describe('exit, exitNow, abort, atExit', () => {
   });
 
   test('bad input', () => {
-    assert.throws(() => Process.exit(256), RangeError);
-    assert.throws(() => Process.exit('0' as unknown as number), TypeError);
+    assert.throws(() => Process.exit(1.5), (e: Error) => e instanceof RangeError && /code/.test(e.message));
+    assert.throws(() => Process.exit(NaN), RangeError);
+    assert.throws(() => Process.exit('0' as unknown as number), (e: Error) => e instanceof TypeError && /code/.test(e.message));
+    assert.throws(() => Process.exitNow('x' as unknown as number), TypeError);
+    assert.throws(() => Process.exitNow(Infinity), RangeError);
     assert.throws(() => Process.atExit('x' as unknown as () => void), TypeError);
     assert.throws(() => Process.abort(5 as unknown as string), TypeError);
   });
@@ -220,7 +225,84 @@ describe('sessions and process groups', () => {
       tmp.cleanup();
     }
   });
+  test('daemon: arguments other than booleans are TypeErrors before anything forks', TIMEOUT, async () => {
+    const r = runScript(`
+      for (const args of [[1], ['true'], [true, 1], [null]]) {
+        try { U.daemon(...args); console.log('daemonized'); } catch (e) { console.log(e.constructor.name + ' ' + /nochdir|noclose/.test(e.message)); }
+      }
+      console.log('children ' + (await import('node:fs')).readFileSync('/proc/self/task/' + process.pid + '/children', 'utf8').trim().length);`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'TypeError true\nTypeError true\nTypeError true\nTypeError true\nchildren 0\n');
+  });
+
+  test('daemon from a terminal session leader (under script): the daemon outlives the leader\'s SIGHUP', { timeout: 120_000 }, async (t) => {
+    const scriptBin = ['/usr/bin/script', '/bin/script'].find((f) => existsSync(f));
+    if (!scriptBin) return t.skip('util-linux script is not installed');
+    const tmp = scratch();
+    const daemons: number[] = [];
+    try {
+      const file = join(tmp.dir, 'leader.mjs');
+      writeFileSync(
+        file,
+        `import * as U from ${JSON.stringify(indexUrl)};
+        import { renameSync, writeFileSync } from 'node:fs';
+        const dir = process.argv[2];
+        writeFileSync(dir + '/leader.json', JSON.stringify({ pid: process.pid, sid: U.getsid() }));
+        U.daemon();
+        writeFileSync(dir + '/daemon.tmp', JSON.stringify({ pid: process.pid, sid: U.getsid() }));
+        renameSync(dir + '/daemon.tmp', dir + '/daemon.json');
+        setInterval(() => {}, 1000); // lives until killed`,
+      );
+      // Before the fix the first child died of SIGHUP before its setsid about a third of the time.
+      for (let round = 0; round < 6; round++) {
+        rmSync(join(tmp.dir, 'daemon.json'), { force: true });
+        const r: SpawnSyncReturns<string> = spawnSync(scriptBin, ['-qc', `exec ${process.execPath} --single-threaded ${file} ${tmp.dir}`, '/dev/null'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, SHELL: '/bin/sh' },
+          timeout: 30_000,
+        });
+        assert.equal(r.status, 0, `script: ${r.stderr} ${r.stdout}`);
+        const leader = JSON.parse(readFileSync(join(tmp.dir, 'leader.json'), 'utf8'));
+        assert.equal(leader.sid, leader.pid, 'the caller led its terminal session');
+        // The leader has exited (script waited for it); its SIGHUP has been sent.
+        await waitFor(() => existsSync(join(tmp.dir, 'daemon.json')), 10_000, `the daemon's report (round ${round})`);
+        const d = JSON.parse(readFileSync(join(tmp.dir, 'daemon.json'), 'utf8'));
+        daemons.push(d.pid);
+        assert.notEqual(d.sid, leader.sid);
+        await sleep(50);
+        const info = procInfo(d.pid);
+        assert.ok(info && info.state !== 'Z', `the daemon ${d.pid} is alive: ${JSON.stringify(info)}`);
+        kill('TERM', d.pid);
+        await waitFor(() => procInfo(d.pid) === null || procInfo(d.pid)!.state === 'Z', 10_000, 'the daemon to die');
+      }
+      assert.deepEqual(processesRunning(file), [], 'nothing of the test is left running');
+    } finally {
+      for (const pid of daemons) {
+        try {
+          kill('KILL', pid);
+        } catch {
+          // gone already
+        }
+      }
+      tmp.cleanup();
+    }
+  });
 });
+
+/** Live processes whose command line mentions marker. */
+function processesRunning(marker: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && procInfo(Number(name))?.state !== 'Z') out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
 
 describe('subreaper', () => {
   test('an orphaned grandchild is re-parented to a subreaper, which can reap it', TIMEOUT, () => {

@@ -21,6 +21,11 @@ describe('Signal', () => {
     assert.equal(Signal.signame(2), 'INT');
     assert.equal(Signal.signame(0), 'EXIT');
     assert.equal(Signal.signame(999), undefined);
+    assert.equal(Signal.signame(-1), undefined);
+    assert.equal(Signal.signame(1.5), undefined);
+    for (const bad of ['hello', '15', null, undefined]) {
+      assert.throws(() => Signal.signame(bad as unknown as number), (e: Error) => e instanceof TypeError && /num/.test(e.message), String(bad));
+    }
   });
 });
 
@@ -124,6 +129,20 @@ describe('trap', () => {
     })!;
     const [, st] = (await wait2(pid))!;
     assert.equal(st.termsig, 1);
+  });
+
+  test("null ignores the signal (Ruby's nil); undefined is a TypeError", TIMEOUT, () => {
+    // In a fresh node: the signal is really sent, and this process's TERM stays as it was.
+    const r = runScript(`
+      console.log(U.trap('TERM', null));
+      U.kill('TERM', process.pid); // ignored by the kernel: the script goes on
+      setTimeout(() => {
+        console.log(U.trap('TERM', null));
+        try { U.trap('TERM', undefined); } catch (e) { console.log(e.constructor.name + ' ' + /handler/.test(e.message)); }
+      }, 50);`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.signal, null);
+    assert.equal(r.stdout, 'DEFAULT\nIGNORE\nTypeError true\n');
   });
 
   test('EXIT as a command exits 0 on the signal; trap(EXIT, fn) runs at exit', TIMEOUT, () => {

@@ -22,7 +22,7 @@ import {
   WNOHANG,
   WUNTRACED,
 } from '../src/index.js';
-import { assertNoChildren, procInfo, sleep, TIMEOUT, waitFor } from './helpers.js';
+import { assertNoChildren, procInfo, runScript, sleep, TIMEOUT, waitFor } from './helpers.js';
 
 /** A child that exits with code after ms (a sync block: it never returns from fork in the child). */
 function child(code: number, ms = 0): number {
@@ -156,8 +156,29 @@ describe('wait', () => {
     const handle = detach(pid);
     assert.equal(handle.pid, pid);
     const st = await handle;
-    assert.equal(st.exitstatus, 5);
+    assert.equal(st?.exitstatus, 5);
     assert.equal(procInfo(pid), null);
+  });
+
+  test('detach of a pid that is not (or no longer) a child resolves to null, never rejects', TIMEOUT, async () => {
+    // Not ours: pid 1, and a pid this process never forked.
+    assert.equal(await detach(1), null);
+    // Reaped by someone else after detach began waiting.
+    const pid = child(0, 200);
+    const handle = detach(pid);
+    const [reaped] = wait2Sync(pid)!;
+    assert.equal(reaped, pid);
+    assert.equal(await handle, null);
+    // Not awaited at all: an unhandled rejection would end the script with status 1.
+    const r = runScript(`
+      U.Process.detach(1);
+      const pid = U.fork(() => U.exitNow(0));
+      U.waitSync(pid);
+      U.Process.detach(pid);
+      setTimeout(() => console.log('still running'), 100);`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'still running\n');
+    await assertNoChildren();
   });
 
   test('never reaps a child_process child: its exit event still fires', TIMEOUT, async () => {
