@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { exec, isSingleThreaded } from '../src/index.js';
 import { serve } from '../server/index.js';
 import type { ServeOptions } from '../server/options.js';
+import { addJobCommands } from './jobs.js';
 
 /** Node options a forking process needs (docs/fork-in-node.md): no V8 background threads. */
 export const FORK_SAFE_NODE_FLAGS = ['--single-threaded'];
@@ -181,5 +182,6 @@ export function main(argv: string[]): void {
     .option('--control <path>', "the server's control socket")
     .option('--json', 'print JSON')
     .action((flags: { pid?: string; control?: string; json?: boolean }) => statusCommand(flags));
+  addJobCommands(program);
   program.parse(argv);
 }
