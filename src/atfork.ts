@@ -8,5 +8,13 @@ export function onForkChild(fn: () => void): void {
 }
 
 export function runForkChildHandlers(): void {
-  for (const fn of childHandlers) fn();
+  // Each one runs whatever another threw: a skipped handler could leave the child reading
+  // from a socket or pipe of the parent's.
+  for (const fn of childHandlers) {
+    try {
+      fn();
+    } catch (err) {
+      process.stderr.write(`unixproc: an onForkChild handler failed in the child: ${(err as Error)?.stack ?? String(err)}\n`);
+    }
+  }
 }
