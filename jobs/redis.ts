@@ -86,7 +86,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
-import { onForkChild } from '../src/atfork.js';
+import { onForkChild } from '../src/index.js';
 import type { Backend, EnqueueSpec, FailureRecord, JobRecord, MinuteCount, Stats, WorkerInfo } from './backend.js';
 
 export interface RedisBackendOptions {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onForkChild } from '../src/atfork.js';
+import { onForkChild } from '../src/index.js';
 import type { Backend, EnqueueSpec, FailureRecord, JobRecord, MinuteCount, Stats, WorkerInfo } from './backend.js';
 
 type DB = Database.Database;

@@ -14,6 +14,7 @@ import { isMainThread } from 'node:worker_threads';
 import { onForkChild, runForkChildHandlers } from './atfork.js';
 import { describe, errnoOf, SystemCallError } from './errors.js';
 import { native } from './native.js';
+import { threadCensus } from './install.js';
 import { adoptChild } from './wait.js';
 
 /** Thrown when forking this process now would give a child that can deadlock or crash. */
@@ -29,20 +30,8 @@ export function isSingleThreaded(): boolean {
   return process.execArgv.some((a) => a === '--single-threaded' || a === '--single_threaded');
 }
 
-// libuv starts this many threadpool threads on first use (UV_THREADPOOL_SIZE, 1..1024).
-const uvPoolSize = Math.min(1024, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
-// Node's platform counts its delayed-task scheduler among its worker threads, but that
-// thread runs no worker tasks (measured on Node 20, 22 and 24): one fewer parks.
-const platformTasks = native.platformThreads();
-const platformParked = Math.max(0, platformTasks - 1);
-// Threads a plain Node process has once its threadpool is running: main, the platform's
-// (scheduler included), the SIGUSR1 inspector watchdog, and the threadpool.
-const expectedInParent = 1 + platformTasks + 1 + uvPoolSize;
+const { uvPoolSize, platformTasks, platformParked, expectedInParent } = threadCensus;
 const PARK_TIMEOUT_MS = 10_000;
-
-// Node caches process.pid at start-up: a forked child would report its parent's pid,
-// and process.kill(process.pid) there would signal the parent.
-Object.defineProperty(process, 'pid', { get: () => native.getpid(), configurable: true, enumerable: true });
 
 let forkedChild = false;
 
@@ -385,10 +374,15 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-// The reset runs through Node's uncaught-exception handler, which a process compiles
-// lazily on first use: 2-3 ms that every child would pay again. Run it once here, from
-// the top of the loop, where no async context is pushed and resetting changes nothing.
-if (isMainThread && isSingleThreaded()) native.warmAsyncStackReset(beforeAsyncStackReset, afterAsyncStackReset);
+/**
+ * The async-stack reset of a fork block runs through Node's uncaught-exception handler,
+ * which a process compiles lazily on first use: 2-3 ms that every child would pay again.
+ * Run once from the top of the loop (where no async context is pushed and resetting
+ * changes nothing), the parent compiles it and its children inherit it compiled.
+ */
+export function warmForkBlock(): void {
+  if (isMainThread && isSingleThreaded()) native.warmAsyncStackReset(beforeAsyncStackReset, afterAsyncStackReset);
+}
 
 // A grandchild's parent is the child: the flag is per process.
 onForkChild(() => {

@@ -1,7 +1,12 @@
 // unixproc: the Unix process model of "Working with Unix Processes" for Node.js.
 // Namespaces with the book's names (Process, Signal, IO, Socket) and the same
 // functions as named exports.
+import { warmForkBlock } from './fork.js';
+import { install } from './install.js';
 import * as signal from './signal.js';
+import { trackForeignChild } from './wait.js';
+
+install({ trackForeignChild, warmForkBlock });
 
 export { Process } from './process.js';
 export { Status } from './status.js';

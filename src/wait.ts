@@ -8,7 +8,7 @@
 // reaped. The async forms sleep on SIGCHLD (delivered by libuv through process.on) with
 // a slow poll as a backstop, and re-check every waiter on each wake-up, so coalesced
 // signals lose nothing.
-import { ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { onForkChild } from './atfork.js';
 import { check, errnoOf, integer, SystemCallError } from './errors.js';
@@ -28,25 +28,22 @@ const foreign = new Set<number>();
 /** Raw statuses of child_process children that libuv has reaped. */
 const foreignExits = new Map<number, number>();
 
-// ChildProcess#spawn is what spawn, exec, execFile and child_process.fork all go through.
-type Spawn = (this: ChildProcess, ...args: unknown[]) => unknown;
-const proto = ChildProcess.prototype as unknown as { spawn: Spawn };
-const originalSpawn = proto.spawn;
-proto.spawn = function spawn(this: ChildProcess, ...args: unknown[]) {
-  const result = originalSpawn.apply(this, args);
-  const pid = this.pid;
-  if (pid !== undefined) {
-    foreign.add(pid);
-    this.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
-      foreign.delete(pid);
-      // libuv reaped it: keep what it saw, for a wait on this pid that comes after.
-      foreignExits.set(pid, code !== null ? (code & 0xff) << 8 : (constants.signals[signal!] ?? 0));
-      if (foreignExits.size > 1024) foreignExits.delete(foreignExits.keys().next().value!);
-      if (waiters.length) scan();
-    });
-  }
-  return result;
-};
+/**
+ * Called for every child node:child_process starts (src/install.ts hooks ChildProcess#spawn):
+ * libuv reaps it, so waits here only observe it, and keep the status libuv saw.
+ */
+export function trackForeignChild(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  foreign.add(pid);
+  child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+    foreign.delete(pid);
+    // libuv reaped it: keep what it saw, for a wait on this pid that comes after.
+    foreignExits.set(pid, code !== null ? (code & 0xff) << 8 : (constants.signals[signal!] ?? 0));
+    if (foreignExits.size > 1024) foreignExits.delete(foreignExits.keys().next().value!);
+    if (waiters.length) scan();
+  });
+}
 
 /** Called by fork and daemon for every child they create. */
 export function adoptChild(pid: number): void {

@@ -10,8 +10,7 @@ import { Socket } from '../src/socket.js';
 import { IO, IOError, pipe } from '../src/io.js';
 import { SystemCallError } from '../src/errors.js';
 import { native } from '../src/native.js';
-import { fork } from '../src/fork.js';
-import { wait2 } from '../src/wait.js';
+import { fork, wait2 } from '../src/index.js';
 
 const T = { timeout: 20000 };
 const openFds = (): number => readdirSync('/proc/self/fd').length;
