@@ -2,8 +2,13 @@
 // chaining handlers, IGNORE/DEFAULT/SYSTEM_DEFAULT/EXIT, and a CHLD handler under load.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { fork, kill, Process, setpgid, Signal, SystemCallError, trap, wait2, waitSync, WNOHANG } from '../src/index.js';
-import { assertNoChildren, runScript, sleep, TIMEOUT, waitFor } from './helpers.js';
+import { fork, kill, onForkChild, Process, setpgid, Signal, SystemCallError, trap, wait2, waitSync, WNOHANG } from '../src/index.js';
+import { assertNoChildren, quietStdout, runScript, sleep, TIMEOUT, waitFor } from './helpers.js';
+
+// node:test's reports still queued in this process are copied into every child, whose
+// loop flushes them on the shared stdout (as extra, sometimes garbled, reports that can
+// leave the runner without results) before the fork block runs: silence each child's stdout.
+onForkChild(quietStdout);
 
 function sleeper(ms = 30_000): number {
   return fork(() => {

@@ -8,6 +8,7 @@ import {
   detach,
   fork,
   kill,
+  onForkChild,
   Process,
   setpgid,
   Status,
@@ -22,7 +23,12 @@ import {
   WNOHANG,
   WUNTRACED,
 } from '../src/index.js';
-import { assertNoChildren, procInfo, runScript, sleep, TIMEOUT, waitFor } from './helpers.js';
+import { assertNoChildren, procInfo, quietStdout, runScript, sleep, TIMEOUT, waitFor } from './helpers.js';
+
+// node:test's reports still queued in this process are copied into every child, whose
+// loop flushes them on the shared stdout (as extra, sometimes garbled, reports that can
+// leave the runner without results) before the fork block runs: silence each child's stdout.
+onForkChild(quietStdout);
 
 /** A child that exits with code after ms (a sync block: it never returns from fork in the child). */
 function child(code: number, ms = 0): number {
