@@ -72,6 +72,7 @@ export { sleep };
 
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { native } from '../src/native.js';
+import { onForkChild } from '../src/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,3 +117,7 @@ export function quietStdout(): void {
   closeSync(fd);
 }
 
+// Every test process forks in place: a child's event loop would flush the reports node:test
+// had queued in the parent onto the shared stdout before its fork block runs, and the runner
+// would then read a garbled stream. Each forked child of a test process writes stdout nowhere.
+onForkChild(quietStdout);
