@@ -21,7 +21,7 @@ import { currentJob, Queue } from ${JSON.stringify(jobsUrl)};
 const LOG = ${JSON.stringify(join(dir, 'runs.log'))};
 export function record(tag = '') {
   const j = currentJob();
-  appendFileSync(LOG, JSON.stringify({ id: j.id, name: j.name, attempt: j.attempt, queue: j.queue, pid: process.pid, tag }) + '\\n');
+  appendFileSync(LOG, JSON.stringify({ id: j.id, name: j.name, attempt: j.attempt, queue: j.queue, pid: process.pid, tag, at: Date.now() }) + '\\n');
 }
 export function Noop() { record(); }
 export async function Sleep(ms) { record(); await new Promise((r) => setTimeout(r, ms)); }
@@ -56,6 +56,8 @@ export interface Run {
   queue: string;
   pid: number;
   tag: string;
+  /** ms since the epoch when the handler ran. */
+  at: number;
 }
 
 export function runs(dir: string): Run[] {
