@@ -12,11 +12,14 @@ describe('dieWithParent', () => {
       const alive = (pid) => { try { const s = readFileSync('/proc/' + pid + '/stat', 'utf8'); return s.slice(s.lastIndexOf(')') + 2)[0] !== 'Z'; } catch { return false; } };
       U.setSubreaper(true); // orphans come to this process, which can see and reap them
       const [r1, w1] = U.pipe();
-      const middle = U.fork(() => {
+      // A fork block's process ends when the block settles (Ruby's fork do ... end), so each
+      // block here waits on a promise that never settles until a signal ends it.
+      const forever = () => new Promise(() => setInterval(() => {}, 1000));
+      const middle = U.fork(async () => {
         const me = process.pid;
-        const g = U.fork(() => { U.dieWithParent(me); setInterval(() => {}, 1000); });
+        const g = U.fork(async () => { U.dieWithParent(me); await forever(); });
         w1.puts(String(g));
-        setInterval(() => {}, 1000);
+        await forever();
       });
       w1.close();
       const grandchild = Number(r1.gets());
@@ -24,9 +27,9 @@ describe('dieWithParent', () => {
       await U.waitpid2(middle);
       const [, st] = await U.waitpid2(grandchild);
       // The parent is gone before the call: the child signals itself at once.
-      const late = U.fork(() => { U.dieWithParent(1); setInterval(() => {}, 1000); });
+      const late = U.fork(async () => { U.dieWithParent(1); await forever(); });
       const [, st2] = await U.waitpid2(late);
-      console.log(JSON.stringify({ grandchild: st.termsig, late: st2.termsig, left: alive(grandchild) }));
+      console.log(JSON.stringify({ grandchild: st.termsig ?? st.inspect(), late: st2.termsig ?? st2.inspect(), left: alive(grandchild) }));
     `);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { grandchild: 9, late: 9, left: false });
