@@ -311,3 +311,13 @@ export const median = (xs: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+
+/** After a short grace, kills whatever this bench started that still runs, and notes it in problems. */
+export async function killLeftovers(problems: string[]): Promise<void> {
+  await sleep(200);
+  const left = survivors();
+  if (left.length) {
+    problems.push(`processes left running (killed now): ${left.map((p) => `${p.pid} ${p.what} [${p.cmd}]`).join('; ')}`);
+    killSurvivors();
+  }
+}

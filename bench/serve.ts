@@ -31,7 +31,7 @@ import {
   firstNewPid,
   freePort,
   connectionsPerPid,
-  killSurvivors,
+  killLeftovers,
   machineCpu,
   machineBusy,
   median,
@@ -41,7 +41,6 @@ import {
   sleep,
   start,
   sumPssMiB,
-  survivors,
   track,
   trackedCount,
   tree,
@@ -467,12 +466,7 @@ async function cleanup(): Promise<string[]> {
       problems.push(`pm2 kill failed: ${(err as Error).message}`);
     }
   }
-  await sleep(200);
-  const left = survivors();
-  if (left.length) {
-    problems.push(`processes left running (killed now): ${left.map((p) => `${p.pid} ${p.what} [${p.cmd}]`).join('; ')}`);
-    killSurvivors();
-  }
+  await killLeftovers(problems);
   return problems;
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
