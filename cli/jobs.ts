@@ -1,5 +1,5 @@
 // The job worker's commands: `unixproc work` (a forking worker master), `unixproc enqueue`
-// and `unixproc jobs stats|queues|workers|failed|retry|remove|clear`, each with
+// and `unixproc jobs stats|queues|workers|failed|retry|remove|clear|schedule`, each with
 // --backend URL and, for the management ones, --json.
 import type { Command } from 'commander';
 import { cpus } from 'node:os';
@@ -8,7 +8,9 @@ import { daemon, exec, exitNow, fork, isSingleThreaded, loadModule, pipe, wait2,
 import { defaultUrl, openBackend } from '../jobs/open.js';
 import { enqueueSpec } from '../jobs/queue.js';
 import { JobWorker, WORK_DEFAULTS, type WorkHooks, type WorkOptions } from '../jobs/worker.js';
-import type { Backend } from '../jobs/backend.js';
+import { nextRun, parseSchedules, type ScheduleConfig } from '../jobs/schedule.js';
+import type { Backend, ScheduleRecord } from '../jobs/backend.js';
+import { addWebCommand } from './jobs-web.js';
 
 interface WorkFlags {
   queue?: string;
@@ -61,6 +63,12 @@ async function workOptions(jobs: string, flags: WorkFlags): Promise<WorkOptions>
   }
   const concurrency = pick(flags.concurrency, 'concurrency');
   const maxMemory = pick(flags.maxMemory, 'maxMemory');
+  // Checked here so a bad schedule stops the start with its one-line reason (exit 2).
+  try {
+    parseSchedules(config.schedule);
+  } catch (err) {
+    fail('work', `${flags.config}: ${(err as Error).message}`);
+  }
   return {
     ...WORK_DEFAULTS,
     jobs,
@@ -75,6 +83,7 @@ async function workOptions(jobs: string, flags: WorkFlags): Promise<WorkOptions>
     lapse: number('work', '--lapse', pick(flags.lapse, 'lapse') ?? WORK_DEFAULTS.lapse, 0.1, false),
     termTimeout: number('work', '--term-timeout', pick(flags.termTimeout, 'termTimeout') ?? WORK_DEFAULTS.termTimeout, 0, false),
     hooks,
+    schedule: (config.schedule ?? {}) as Record<string, ScheduleConfig>,
   };
 }
 
@@ -139,6 +148,28 @@ function rows(header: string[], data: string[][]): string {
   return `${[line(header), ...data.map(line)].join('\n')}\n`;
 }
 
+/** A schedule as `jobs schedule --json` prints it: times as ISO strings or null. */
+function scheduleView(s: ScheduleRecord, now: Date) {
+  let next: string | null = null;
+  try {
+    next = nextRun(s, now)?.toISOString() ?? null;
+  } catch {
+    // An expression this croner cannot read (published by another version): no next run to show.
+  }
+  return {
+    name: s.name,
+    cron: s.cron,
+    timezone: s.timezone,
+    job: s.job,
+    args: s.args,
+    queue: s.queue,
+    lastTick: s.lastTick === null ? null : new Date(s.lastTick).toISOString(),
+    lastJobId: s.lastJobId,
+    nextRun: next,
+    updatedAt: new Date(s.updatedAt).toISOString(),
+  };
+}
+
 export function addJobCommands(program: Command): void {
   program
     .command('work')
@@ -154,7 +185,7 @@ export function addJobCommands(program: Command): void {
     .option('--heartbeat <seconds>', `heartbeat interval (default ${WORK_DEFAULTS.heartbeat})`)
     .option('--lapse <seconds>', `a worker silent this long is dead and its jobs are recovered (default ${WORK_DEFAULTS.lapse})`)
     .option('--term-timeout <seconds>', `how long TERM waits for children before KILL (default ${WORK_DEFAULTS.termTimeout})`)
-    .option('-c, --config <file>', 'config file (.js or .ts): options and hooks (beforeFirstFork, beforeFork, afterFork, onFailure)')
+    .option('-c, --config <file>', 'config file (.js or .ts): options, hooks (beforeFirstFork, beforeFork, afterFork, onFailure) and schedule (recurring jobs)')
     .option('-D, --daemonize', 'detach from the terminal')
     .option('--pid <file>', 'write the master pid here')
     .option('--stdout <file>', 'append stdout to this file')
@@ -194,7 +225,8 @@ export function addJobCommands(program: Command): void {
       process.stdout.write(`${id}\n`);
     });
 
-  const jobs = program.command('jobs').description("look at and steer the job store: stats, queues, workers, failed, retry, remove, clear");
+  const jobs = program.command('jobs').description('look at and steer the job store: stats, queues, workers, failed, retry, remove, clear, schedule');
+  addWebCommand(jobs);
   const common = (c: Command) => c.option('-b, --backend <url>', 'the store (default sqlite:./unixproc-jobs.db or $UNIXPROC_JOBS_URL)').option('--json', 'print JSON');
   type Flags = { backend?: string; json?: boolean };
   common(jobs.command('stats').description('processed, failed, pending, delayed, running, workers')).action((f: Flags) =>
@@ -253,6 +285,19 @@ export function addJobCommands(program: Command): void {
         print(f.json, { removed: 1 }, () => 'removed 1\n');
       }),
     );
+  common(jobs.command('schedule').description('recurring schedules the workers published, with their last and next run')).action((f: Flags) =>
+    withBackend(f.backend, async (b) => {
+      const now = new Date();
+      const list = (await b.schedules()).map((s) => scheduleView(s, now));
+      const when = (iso: string | null) => (iso === null ? '-' : iso.replace(/\.\d{3}Z$/, 'Z'));
+      print(f.json, list, () =>
+        rows(
+          ['name', 'cron', 'timezone', 'job', 'queue', 'last run', 'last job', 'next run'],
+          list.map((s) => [s.name, s.cron, s.timezone ?? 'local', s.job, s.queue, when(s.lastTick), s.lastJobId ?? '-', s.nextRun === null ? '-' : when(s.nextRun)]),
+        ),
+      );
+    }),
+  );
   common(jobs.command('clear').description('remove every pending job of a queue'))
     .argument('<queue>', 'the queue')
     .action((queue: string, f: Flags) =>

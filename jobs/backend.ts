@@ -54,11 +54,13 @@ export interface WorkerInfo {
   queues: string[];
   startedAt: number;
   heartbeatAt: number;
-  /** The jobs its children run now. */
-  running: Array<{ job: JobRecord; since: number; childPid: number | null }>;
+  /** The jobs its children run now; rss: that job child's resident memory in bytes, where known (not for --no-fork jobs). */
+  running: Array<{ job: JobRecord; since: number; childPid: number | null; rss?: number }>;
   /** Its attempts that ended (done or failed) and those that failed, where the store counts them. */
   processed?: number;
   failed?: number;
+  /** The worker master's resident memory in bytes at its last heartbeat, where it reported it. */
+  rss?: number;
 }
 
 /** Attempts that ended in one minute (minute: its start, ms since the epoch). */
@@ -79,6 +81,30 @@ export interface Stats {
   workers: number;
 }
 
+/** A recurring schedule as published by a worker master (jobs/schedule.ts), with its last tick. */
+export interface ScheduleRecord {
+  /** The key of the worker config's `schedule` object, e.g. "nightly". */
+  name: string;
+  cron: string;
+  /** The job name it enqueues. */
+  job: string;
+  args: unknown[];
+  queue: string;
+  /** IANA time zone, or null for the worker's local time. */
+  timezone: string | null;
+  /** The last tick enqueued (its scheduled time, ms since the epoch), or null. */
+  lastTick: number | null;
+  /** The id of the job that tick enqueued, or null. */
+  lastJobId: string | null;
+  /** When a worker last published this definition (ms since the epoch). */
+  updatedAt: number;
+  /**
+   * When it was first published (ms since the epoch): with no lastTick yet, ticks before
+   * this are not run, so a new schedule does not fire at once for a tick that predates it.
+   */
+  firstPublishedAt: number;
+}
+
 export interface Backend {
   /** The URL it was opened with, for messages. */
   readonly url: string;
@@ -88,8 +114,11 @@ export interface Backend {
   registerWorker(info: { id: string; host: string; pid: number; queues: string[] }): Promise<void>;
   /** Removes a worker that stops (its claims must already be released or finished). */
   unregisterWorker(id: string): Promise<void>;
-  /** Refreshes the worker's heartbeat and the lease of each job it holds. */
-  heartbeat(workerId: string, running: WorkerInfo['running']): Promise<void>;
+  /**
+   * Refreshes the worker's heartbeat and the lease of each job it holds, and records the
+   * memory reported (rss: the master's, bytes; running[i].rss: each job child's).
+   */
+  heartbeat(workerId: string, running: WorkerInfo['running'], rss?: number): Promise<void>;
   /**
    * Atomically takes the first runnable job of the first non-empty queue (in the order
    * given; '*' for all, by name), marking it claimed by workerId; null when none.
@@ -127,7 +156,24 @@ export interface Backend {
   /** Looks one job up by id, wherever it is. */
   job(id: string): Promise<(JobRecord & { state: 'pending' | 'delayed' | 'running' | 'done' | 'failed' }) | null>;
   /** Per-minute counts of ended attempts from the minute holding `since` on, oldest first; minutes with none are left out. */
-  minutes?(since: number): Promise<MinuteCount[]>;
+  minutes(since: number): Promise<MinuteCount[]>;
+  /** Pending jobs whose runAt is still ahead, soonest first (the dashboard's delayed page). */
+  delayed(offset: number, limit: number): Promise<JobRecord[]>;
+  /**
+   * Publishes the schedules a worker master runs (upsert by name; lastTick kept), so the
+   * CLI and dashboard can list them without the worker's config.
+   */
+  publishSchedules(defs: Array<Omit<ScheduleRecord, 'lastTick' | 'lastJobId' | 'updatedAt' | 'firstPublishedAt'>>): Promise<void>;
+  /**
+   * Enqueues the job of one tick of a schedule, exactly once across every process sharing
+   * the store: the first caller for (name, tick) gets the new job's id, later callers null.
+   * Claim and enqueue are one atomic step, so a tick is never claimed without its job.
+   * Only a tick later than the stored lastTick is taken, so lastTick only moves forward.
+   * The schedule must have been published (an error otherwise).
+   */
+  enqueueTick(name: string, tick: number, spec: EnqueueSpec): Promise<string | null>;
+  /** Published schedules, by name. */
+  schedules(): Promise<ScheduleRecord[]>;
   /** Closes this process's connections; pending waitForWork calls resolve. */
   close(): Promise<void>;
 }

@@ -38,14 +38,20 @@
 //   processing:W                  hash ID -> {"queue","payload","since","run_at"}: W's claims.
 //                                 A claim moves a payload from resque:queue:Q into it in one
 //                                 script, so a worker killed after claiming loses nothing.
-//   running:W                     hash ID -> {"since","childPid"} from W's last heartbeat
+//   running:W                     hash ID -> {"since","childPid","rss"} from W's last heartbeat
 //   heartbeats                    sorted set W -> ms of its last heartbeat: the lease of all
 //                                 of W's claims, which recoverLapsed() works from
-//   worker:W                      hash host, pid, queues (JSON), startedAt (ms)
+//   worker:W                      hash host, pid, queues (JSON), startedAt (ms), rss (bytes, from
+//                                 the last heartbeat)
 //   minutes, minute-counts        sorted set of minutes (ms) with ended attempts, and a hash
 //                                 "<minute>:done" / "<minute>:failed" -> count; 7 days kept
 //   wake                          pub/sub channel: a queue name when jobs became ready there,
 //                                 "@<ms>" when a delayed job was added
+//   schedules                     set of the names of published recurring schedules
+//   schedule:NAME                 hash cron, timezone ('' for local time), job, args (JSON), queue,
+//                                 firstPublishedAt, updatedAt (ms), and once a tick has been
+//                                 enqueued lastTick (ms), lastJobId, tickToken (the enqueueTick
+//                                 call that took it, so a resent call gets its id back)
 //   claim-token:T, enqueue-token:T  a claim's or an enqueue's result for 10 minutes, so a
 //                                 command ioredis resends after a reconnect (its reply was
 //                                 lost) does not take or push twice
@@ -87,7 +93,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
 import { onForkChild } from '../src/index.js';
-import type { Backend, EnqueueSpec, FailureRecord, JobRecord, MinuteCount, Stats, WorkerInfo } from './backend.js';
+import type { Backend, EnqueueSpec, FailureRecord, JobRecord, MinuteCount, ScheduleRecord, Stats, WorkerInfo } from './backend.js';
 
 export interface RedisBackendOptions {
   /** Resque's namespace (default "resque", or ?namespace= in the URL). */
@@ -245,6 +251,31 @@ local function queueLengths()
   end
   return out, total
 end
+-- Stores one job (payload = head .. id .. tail): pending in its queue, or delayed. A live
+-- job holding the unique key uq ('' for none) is returned instead. Returns the id, and
+-- whether it was added pending (then its queue wants a wake-up) or delayed.
+local function pushJob(q, runAt, uq, head, tail, now)
+  if uq ~= '' then
+    local e = redis.call('HGET', U .. 'unique', uq)
+    if e then
+      local st = redis.call('HGET', jk(e), 'state')
+      if st == 'pending' or st == 'delayed' or st == 'running' then return e, nil end
+    end
+  end
+  local id = tostring(redis.call('INCR', U .. 'next-id'))
+  local payload = head .. id .. tail
+  if uq ~= '' then redis.call('HSET', U .. 'unique', uq, id) end
+  redis.call('SADD', P .. 'queues', q)
+  local state = 'pending'
+  if runAt <= now then
+    redis.call('RPUSH', P .. 'queue:' .. q, payload)
+  else
+    state = 'delayed'
+    redis.call('ZADD', U .. 'delayed', runAt, id)
+  end
+  redis.call('HSET', jk(id), 'state', state, 'queue', q, 'payload', payload, 'unique', uq)
+  return id, state
+end
 local function removeWorker(w)
   redis.call('SREM', P .. 'workers', w)
   redis.call('DEL', P .. 'worker:' .. w, P .. 'worker:' .. w .. ':started', P .. 'stat:processed:' .. w, P .. 'stat:failed:' .. w,
@@ -264,34 +295,11 @@ if prev then return cjson.decode(prev) end
 local ids, woke, earliest = {}, {}, nil
 for i = 0, tonumber(ARGV[4]) - 1 do
   local b = 5 + i * 5
-  local q, runAt, uq = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
-  local existing = nil
-  if uq ~= '' then
-    local e = redis.call('HGET', U .. 'unique', uq)
-    if e then
-      local st = redis.call('HGET', jk(e), 'state')
-      if st == 'pending' or st == 'delayed' or st == 'running' then existing = e end
-    end
-  end
-  if existing then
-    ids[#ids + 1] = existing
-  else
-    local id = tostring(redis.call('INCR', U .. 'next-id'))
-    local payload = ARGV[b + 3] .. id .. ARGV[b + 4]
-    if uq ~= '' then redis.call('HSET', U .. 'unique', uq, id) end
-    redis.call('SADD', P .. 'queues', q)
-    local state = 'pending'
-    if runAt <= now then
-      redis.call('RPUSH', P .. 'queue:' .. q, payload)
-      woke[q] = true
-    else
-      state = 'delayed'
-      redis.call('ZADD', U .. 'delayed', runAt, id)
-      if not earliest or runAt < earliest then earliest = runAt end
-    end
-    redis.call('HSET', jk(id), 'state', state, 'queue', q, 'payload', payload, 'unique', uq)
-    ids[#ids + 1] = id
-  end
+  local q, runAt = ARGV[b], tonumber(ARGV[b + 1])
+  local id, state = pushJob(q, runAt, ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], now)
+  if state == 'pending' then woke[q] = true end
+  if state == 'delayed' and (not earliest or runAt < earliest) then earliest = runAt end
+  ids[#ids + 1] = id
 end
 for q, _ in pairs(woke) do redis.call('PUBLISH', U .. 'wake', q) end
 if earliest then redis.call('PUBLISH', U .. 'wake', '@' .. string.format('%.0f', earliest)) end
@@ -440,15 +448,19 @@ end
 removeWorker(w)
 return #all / 2
 `,
-  // ARGV: P, w, now, ISO, n, then per running job: id, {"since","childPid"}
+  // ARGV: P, w, now, ISO, master rss ('' when not reported), n, then per running job: id, {"since","childPid","rss"}
   heartbeat: `
 local w = ARGV[2]
 redis.call('ZADD', U .. 'heartbeats', ARGV[3], w)
 redis.call('HSET', P .. 'workers:heartbeat', w, ARGV[4])
 redis.call('SADD', P .. 'workers', w)
+-- Only into a registered worker's hash: one made here would pass a worker for Ruby's.
+if redis.call('EXISTS', U .. 'worker:' .. w) == 1 then
+  if ARGV[5] ~= '' then redis.call('HSET', U .. 'worker:' .. w, 'rss', ARGV[5]) else redis.call('HDEL', U .. 'worker:' .. w, 'rss') end
+end
 local rk = U .. 'running:' .. w
 redis.call('DEL', rk)
-for i = 0, tonumber(ARGV[5]) - 1 do redis.call('HSET', rk, ARGV[6 + i * 2], ARGV[7 + i * 2]) end
+for i = 0, tonumber(ARGV[6]) - 1 do redis.call('HSET', rk, ARGV[7 + i * 2], ARGV[8 + i * 2]) end
 return 1
 `,
   // ARGV: P, w, cutoff. Removes a lapsed worker once it holds nothing.
@@ -603,6 +615,60 @@ if ready == 0 then
 end
 return {ready, first[2] or ''}
 `,
+  // ARGV: P, now, offset, limit. {id, queue, payload, ...} of delayed jobs still ahead, soonest first.
+  delayed: `
+local out = {}
+local ids = redis.call('ZRANGEBYSCORE', U .. 'delayed', '(' .. ARGV[2], '+inf', 'LIMIT', tonumber(ARGV[3]), tonumber(ARGV[4]))
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', jk(id), 'queue', 'payload')
+  if f[1] and f[2] then
+    out[#out + 1] = id
+    out[#out + 1] = f[1]
+    out[#out + 1] = f[2]
+  end
+end
+return out
+`,
+  // ARGV: P, now, n, then per schedule: name, cron, timezone, job, args JSON, queue. lastTick and
+  // lastJobId are left as they are; firstPublishedAt is set once.
+  publishSchedules: `
+local now = ARGV[2]
+for i = 0, tonumber(ARGV[3]) - 1 do
+  local b = 4 + i * 6
+  local k = U .. 'schedule:' .. ARGV[b]
+  redis.call('HSET', k, 'cron', ARGV[b + 1], 'timezone', ARGV[b + 2], 'job', ARGV[b + 3], 'args', ARGV[b + 4], 'queue', ARGV[b + 5], 'updatedAt', now)
+  redis.call('HSETNX', k, 'firstPublishedAt', now)
+  redis.call('SADD', U .. 'schedules', ARGV[b])
+end
+return 1
+`,
+  // ARGV: P, now, name, tick, token, queue, runAt, unique, head, tail. The new job's id, false
+  // when the tick is not later than lastTick; the id again for a resent call (same token).
+  enqueueTick: `
+local now, name, tick, token = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local k = U .. 'schedule:' .. name
+local s = redis.call('HMGET', k, 'cron', 'lastTick', 'lastJobId', 'tickToken')
+if not s[1] then return redis.error_reply('NOSCHEDULE no schedule "' .. name .. '" is published') end
+if s[4] == token then return s[3] end
+if s[2] and tonumber(s[2]) >= tick then return false end
+local q, runAt = ARGV[6], tonumber(ARGV[7])
+local id, state = pushJob(q, runAt, ARGV[8], ARGV[9], ARGV[10], now)
+redis.call('HSET', k, 'lastTick', ARGV[4], 'lastJobId', id, 'tickToken', token)
+if state == 'pending' then redis.call('PUBLISH', U .. 'wake', q) end
+if state == 'delayed' then redis.call('PUBLISH', U .. 'wake', '@' .. string.format('%.0f', runAt)) end
+return id
+`,
+  // ARGV: P. Per published schedule, by name: {name, flat hash}.
+  schedules: `
+local names = redis.call('SMEMBERS', U .. 'schedules')
+table.sort(names)
+local out = {}
+for _, name in ipairs(names) do
+  local h = redis.call('HGETALL', U .. 'schedule:' .. name)
+  if #h > 0 then out[#out + 1] = {name, h} end
+end
+return out
+`,
   // ARGV: P, since (ms). {minute, done, failed, ...} from the minute holding since on.
   minutes: `
 local since = tonumber(ARGV[2])
@@ -713,6 +779,11 @@ function payloadAround(spec: EnqueueSpec, now: number): [string, string] {
   const head = JSON.stringify({ class: spec.name, args: spec.args }).slice(0, -1) + ',"unixproc":{"id":"';
   const tail = '",' + metaOf({ ...spec, attempt: 0, enqueuedAt: now, runAt: Math.max(spec.runAt, now) }) + '}';
   return [head, tail];
+}
+
+function pageArgs(offset: unknown, limit: unknown, what: string): void {
+  if (!Number.isInteger(offset) || (offset as number) < 0) throw new RangeError(`${what}: offset must be an integer >= 0, got ${String(offset)}`);
+  if (!Number.isInteger(limit) || (limit as number) < 0) throw new RangeError(`${what}: limit must be an integer >= 0, got ${String(limit)}`);
 }
 
 function pairs(flat: unknown): Array<[string, string]> {
@@ -901,10 +972,15 @@ export class RedisBackend implements Backend {
     await this.run('unregister', id);
   }
 
-  async heartbeat(workerId: string, running: WorkerInfo['running']): Promise<void> {
+  async heartbeat(workerId: string, running: WorkerInfo['running'], rss?: number): Promise<void> {
     const now = Date.now();
-    const args: Array<string | number> = [workerId, now, isoTime(now), running.length];
-    for (const r of running) args.push(r.job.id, JSON.stringify({ since: r.since, childPid: r.childPid }));
+    const bytes = (v: unknown, what: string): number | undefined => {
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new TypeError(`heartbeat: ${what} must be a whole number of bytes >= 0, got ${String(v)}`);
+      return v;
+    };
+    const args: Array<string | number> = [workerId, now, isoTime(now), bytes(rss, 'rss') ?? '', running.length];
+    running.forEach((r, i) => args.push(r.job.id, JSON.stringify({ since: r.since, childPid: r.childPid, rss: bytes(r.rss, `running[${i}].rss`) })));
     await this.run('heartbeat', ...args);
   }
 
@@ -1099,7 +1175,8 @@ export class RedisBackend implements Backend {
         processed: Number(processed) || 0,
         failed: Number(failed) || 0,
       };
-      const live = new Map(pairs(running).map(([jid, v]) => [jid, parseJson(v) as { since?: unknown; childPid?: unknown } | undefined]));
+      if (meta.rss !== undefined && Number.isFinite(Number(meta.rss))) info.rss = Number(meta.rss);
+      const live = new Map(pairs(running).map(([jid, v]) => [jid, parseJson(v) as { since?: unknown; childPid?: unknown; rss?: unknown } | undefined]));
       for (const [jid, v] of pairs(processing)) {
         const c = parseClaimed(v);
         if (!c) continue;
@@ -1108,6 +1185,7 @@ export class RedisBackend implements Backend {
           job: jobFromPayload(c.payload, c.queue, jid, c.since),
           since: num(r?.since, c.since),
           childPid: typeof r?.childPid === 'number' ? r.childPid : null,
+          ...(typeof r?.rss === 'number' ? { rss: r.rss } : {}),
         });
       }
       if (info.running.length === 0 && workingOn && processing.length === 0 && !meta.host) {
@@ -1218,6 +1296,68 @@ export class RedisBackend implements Backend {
     const out: MinuteCount[] = [];
     for (let i = 0; i + 2 < r.length; i += 3) out.push({ minute: Number(r[i]), done: Number(r[i + 1]), failed: Number(r[i + 2]) });
     return out;
+  }
+
+  async delayed(offset: number, limit: number): Promise<JobRecord[]> {
+    pageArgs(offset, limit, 'delayed');
+    if (limit === 0) return [];
+    const r = (await this.run('delayed', Date.now(), offset, limit)) as string[];
+    const out: JobRecord[] = [];
+    for (let i = 0; i + 2 < r.length; i += 3) out.push({ ...jobFromPayload(r[i + 2], r[i + 1], r[i], 0), id: r[i] });
+    return out;
+  }
+
+  async publishSchedules(defs: Array<Omit<ScheduleRecord, 'lastTick' | 'lastJobId' | 'updatedAt' | 'firstPublishedAt'>>): Promise<void> {
+    if (!Array.isArray(defs)) throw new TypeError(`publishSchedules: defs must be an array, got ${String(defs)}`);
+    if (defs.length === 0) return;
+    const args: Array<string | number> = [Date.now(), defs.length];
+    defs.forEach((d, i) => {
+      const at = `publishSchedules: defs[${i}]`;
+      if (typeof d !== 'object' || d === null) throw new TypeError(`${at} must be an object, got ${String(d)}`);
+      for (const f of ['name', 'cron', 'job', 'queue'] as const) {
+        if (typeof d[f] !== 'string' || d[f] === '') throw new TypeError(`${at}.${f} must be a non-empty string, got ${JSON.stringify(d[f])}`);
+      }
+      if (!Array.isArray(d.args)) throw new TypeError(`${at}.args must be an array, got ${JSON.stringify(d.args)}`);
+      if (d.timezone !== null && typeof d.timezone !== 'string') throw new TypeError(`${at}.timezone must be a string or null, got ${JSON.stringify(d.timezone)}`);
+      args.push(d.name, d.cron, d.timezone ?? '', d.job, JSON.stringify(d.args), d.queue);
+    });
+    await this.run('publishSchedules', ...args);
+  }
+
+  async enqueueTick(name: string, tick: number, spec: EnqueueSpec): Promise<string | null> {
+    if (typeof name !== 'string' || name === '') throw new TypeError(`enqueueTick: name must be a non-empty string, got ${JSON.stringify(name)}`);
+    if (typeof tick !== 'number' || !Number.isFinite(tick)) throw new TypeError(`enqueueTick: tick must be a finite number (ms), got ${String(tick)}`);
+    const now = Date.now();
+    const [head, tail] = payloadAround(spec, now);
+    try {
+      const id = (await this.run('enqueueTick', now, name, Math.round(tick), callToken(), spec.queue, Math.max(spec.runAt, now), spec.unique ?? '', head, tail)) as string | null;
+      return id ?? null;
+    } catch (err) {
+      const msg = (err as Error).message ?? '';
+      if (msg.startsWith('NOSCHEDULE ')) throw new Error(`enqueueTick: ${msg.slice('NOSCHEDULE '.length)} in ${this.url}`);
+      throw err;
+    }
+  }
+
+  async schedules(): Promise<ScheduleRecord[]> {
+    const rows = (await this.run('schedules')) as Array<[string, string[]]>;
+    return rows.map(([name, flat]) => {
+      const h = Object.fromEntries(pairs(flat));
+      const args = parseJson(h.args ?? '[]');
+      const tick = h.lastTick === undefined ? null : Number(h.lastTick);
+      return {
+        name,
+        cron: h.cron ?? '',
+        job: h.job ?? '',
+        args: Array.isArray(args) ? args : [],
+        queue: h.queue ?? '',
+        timezone: h.timezone ? h.timezone : null,
+        lastTick: tick !== null && Number.isFinite(tick) ? tick : null,
+        lastJobId: h.lastJobId ? h.lastJobId : null,
+        updatedAt: Number(h.updatedAt) || 0,
+        firstPublishedAt: Number(h.firstPublishedAt) || 0,
+      };
+    });
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onForkChild } from '../src/index.js';
-import type { Backend, EnqueueSpec, FailureRecord, JobRecord, MinuteCount, Stats, WorkerInfo } from './backend.js';
+import type { Backend, EnqueueSpec, FailureRecord, JobRecord, MinuteCount, ScheduleRecord, Stats, WorkerInfo } from './backend.js';
 
 type DB = Database.Database;
 type JobState = 'pending' | 'delayed' | 'running' | 'done' | 'failed';
@@ -32,7 +32,7 @@ export interface SqliteOptions {
   keepMinutesMs?: number;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 // state is 'queued' (pending, or delayed while run_at is ahead), 'running', 'done' or
 // 'failed'. A job keeps its row from enqueue to the end, retries included; AUTOINCREMENT
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   renewed_at INTEGER,
   child_pid INTEGER,
   finished_at INTEGER,
-  last_error TEXT
+  last_error TEXT,
+  child_rss INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (state, queue, run_at);
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, run_at);
@@ -84,10 +85,30 @@ CREATE TABLE IF NOT EXISTS workers (
   started_at INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL,
   processed INTEGER NOT NULL DEFAULT 0,
-  failed INTEGER NOT NULL DEFAULT 0
+  failed INTEGER NOT NULL DEFAULT 0,
+  rss INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minutes (minute INTEGER PRIMARY KEY, done INTEGER NOT NULL, failed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS schedules (
+  name TEXT PRIMARY KEY,
+  cron TEXT NOT NULL,
+  timezone TEXT,
+  job TEXT NOT NULL,
+  args TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  last_tick INTEGER,
+  last_job INTEGER,
+  first_published_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
+// From schema 1 (unixproc before recurring jobs): the memory columns; SCHEMA then adds the
+// schedules table and leaves the rest as it is.
+const MIGRATE_FROM_1 = `
+ALTER TABLE jobs ADD COLUMN child_rss INTEGER;
+ALTER TABLE workers ADD COLUMN rss INTEGER;
 `;
 
 interface JobRow {
@@ -106,6 +127,20 @@ interface JobRow {
   worker: string | null;
   claimed_at: number | null;
   child_pid: number | null;
+  child_rss: number | null;
+}
+
+interface ScheduleRow {
+  name: string;
+  cron: string;
+  timezone: string | null;
+  job: string;
+  args: string;
+  queue: string;
+  last_tick: number | null;
+  last_job: number | null;
+  first_published_at: number;
+  updated_at: number;
 }
 
 interface FailureRow {
@@ -206,6 +241,33 @@ function checkSpec(s: EnqueueSpec, i: number): EnqueueSpec {
   return s;
 }
 
+/** A memory figure as reported (bytes), or null when not reported. */
+function byteCount(v: unknown, what: string): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new TypeError(`${what} must be a whole number of bytes >= 0, got ${describe(v)}`);
+  return v;
+}
+
+function pageArgs(offset: unknown, limit: unknown, what: string): void {
+  if (!Number.isInteger(offset) || (offset as number) < 0) throw new RangeError(`${what}: offset must be an integer >= 0, got ${describe(offset)}`);
+  if (!Number.isInteger(limit) || (limit as number) < 0) throw new RangeError(`${what}: limit must be an integer >= 0, got ${describe(limit)}`);
+}
+
+function toSchedule(r: ScheduleRow): ScheduleRecord {
+  return {
+    name: r.name,
+    cron: r.cron,
+    job: r.job,
+    args: JSON.parse(r.args) as unknown[],
+    queue: r.queue,
+    timezone: r.timezone,
+    lastTick: r.last_tick,
+    lastJobId: r.last_job === null ? null : String(r.last_job),
+    updatedAt: r.updated_at,
+    firstPublishedAt: r.first_published_at,
+  };
+}
+
 function toJob(r: JobRow): JobRecord {
   return {
     id: String(r.seq),
@@ -220,6 +282,18 @@ function toJob(r: JobRow): JobRecord {
     enqueuedAt: r.enqueued_at,
     runAt: r.run_at,
   };
+}
+
+/** A schedule definition as publishSchedules stores it (args as JSON). */
+function checkScheduleDef(d: Omit<ScheduleRecord, 'lastTick' | 'lastJobId' | 'updatedAt' | 'firstPublishedAt'>, at: string) {
+  if (typeof d !== 'object' || d === null) throw new TypeError(`${at} must be an object, got ${describe(d)}`);
+  nonEmptyString(d.name, `${at}.name`);
+  nonEmptyString(d.cron, `${at}.cron`);
+  nonEmptyString(d.job, `${at}.job`);
+  nonEmptyString(d.queue, `${at}.queue`);
+  if (!Array.isArray(d.args)) throw new TypeError(`${at}.args must be an array, got ${describe(d.args)}`);
+  if (d.timezone !== null && typeof d.timezone !== 'string') throw new TypeError(`${at}.timezone must be a string or null, got ${describe(d.timezone)}`);
+  return { name: d.name, cron: d.cron, timezone: d.timezone || null, job: d.job, args: JSON.stringify(d.args), queue: d.queue };
 }
 
 function toFailure(r: FailureRow): FailureRecord & { id: string } {
@@ -354,6 +428,7 @@ export class SqliteBackend implements Backend {
           throw new Error(`${this.url}: the database has schema version ${version}, newer than this unixproc's (${SCHEMA_VERSION}); upgrade unixproc`);
         }
         if (version < SCHEMA_VERSION) {
+          if (version === 1) db.exec(MIGRATE_FROM_1);
           db.exec(SCHEMA);
           db.pragma(`user_version = ${SCHEMA_VERSION}`);
         }
@@ -502,20 +577,20 @@ export class SqliteBackend implements Backend {
       return { ...s, args };
     });
     if (rows.length === 0) return [];
-    const ids = this.#write((now) => {
-      const insert = this.#stmt(
-        "INSERT INTO jobs (name, args, queue, attempt, attempts, backoff, timeout, uniq, enqueued_at, run_at, state) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 'queued')",
-      );
-      return rows.map((s) => {
-        const existing = s.unique != null ? this.#liveWithKey(s.unique) : undefined;
-        if (existing !== undefined) return String(existing);
-        this.#stmt('INSERT OR IGNORE INTO queues (name) VALUES (?)').run(s.queue);
-        const r = insert.run(s.name, s.args, s.queue, s.attempts, s.backoff, s.timeout ?? null, s.unique ?? null, now, Math.round(s.runAt));
-        return String(r.lastInsertRowid);
-      });
-    });
+    const ids = this.#write((now) => rows.map((s) => this.#insertJob(s, now)));
     this.#wakeLocal();
     return ids;
+  }
+
+  /** Inside a write: stores one job (args already JSON); a live job with its unique key gives that job's id instead. */
+  #insertJob(s: Omit<EnqueueSpec, 'args'> & { args: string }, now: number): string {
+    const existing = s.unique != null ? this.#liveWithKey(s.unique) : undefined;
+    if (existing !== undefined) return String(existing);
+    this.#stmt('INSERT OR IGNORE INTO queues (name) VALUES (?)').run(s.queue);
+    const r = this.#stmt(
+      "INSERT INTO jobs (name, args, queue, attempt, attempts, backoff, timeout, uniq, enqueued_at, run_at, state) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 'queued')",
+    ).run(s.name, s.args, s.queue, s.attempts, s.backoff, s.timeout ?? null, s.unique ?? null, now, Math.round(s.runAt));
+    return String(r.lastInsertRowid);
   }
 
   async registerWorker(info: { id: string; host: string; pid: number; queues: string[] }): Promise<void> {
@@ -537,18 +612,19 @@ export class SqliteBackend implements Backend {
     this.#write(() => this.#stmt('DELETE FROM workers WHERE id = ?').run(id));
   }
 
-  async heartbeat(workerId: string, running: WorkerInfo['running']): Promise<void> {
+  async heartbeat(workerId: string, running: WorkerInfo['running'], rss?: number): Promise<void> {
     nonEmptyString(workerId, 'heartbeat: workerId');
     if (!Array.isArray(running)) throw new TypeError(`heartbeat: running must be an array, got ${describe(running)}`);
     const jobs = running.map((r, i) => {
       const childPid = r?.childPid ?? null;
       if (childPid !== null && !Number.isInteger(childPid)) throw new TypeError(`heartbeat: running[${i}].childPid must be an integer or null, got ${describe(childPid)}`);
-      return { seq: jobIdOf(r?.job, `heartbeat: running[${i}].job`), childPid };
+      return { seq: jobIdOf(r?.job, `heartbeat: running[${i}].job`), childPid, rss: byteCount(r?.rss, `heartbeat: running[${i}].rss`) };
     });
+    const masterRss = byteCount(rss, 'heartbeat: rss');
     this.#write((now) => {
-      this.#stmt('UPDATE workers SET heartbeat_at = ? WHERE id = ?').run(now, workerId);
-      const renew = this.#stmt("UPDATE jobs SET renewed_at = ?, child_pid = ? WHERE seq = ? AND state = 'running' AND worker = ?");
-      for (const j of jobs) renew.run(now, j.childPid, j.seq, workerId);
+      this.#stmt('UPDATE workers SET heartbeat_at = ?, rss = ? WHERE id = ?').run(now, masterRss, workerId);
+      const renew = this.#stmt("UPDATE jobs SET renewed_at = ?, child_pid = ?, child_rss = ? WHERE seq = ? AND state = 'running' AND worker = ?");
+      for (const j of jobs) renew.run(now, j.childPid, j.rss, j.seq, workerId);
     });
   }
 
@@ -558,7 +634,7 @@ export class SqliteBackend implements Backend {
     return this.#write((now) => {
       const row = this.#firstRunnable(queues, now);
       if (!row) return null;
-      this.#stmt("UPDATE jobs SET state = 'running', worker = ?, claimed_at = ?, renewed_at = ?, child_pid = NULL WHERE seq = ?").run(workerId, now, now, row.seq);
+      this.#stmt("UPDATE jobs SET state = 'running', worker = ?, claimed_at = ?, renewed_at = ?, child_pid = NULL, child_rss = NULL WHERE seq = ?").run(workerId, now, now, row.seq);
       return toJob(row);
     });
   }
@@ -703,6 +779,7 @@ export class SqliteBackend implements Backend {
         heartbeat_at: number;
         processed: number;
         failed: number;
+        rss: number | null;
       }>;
       const claimed = this.#stmt("SELECT * FROM jobs WHERE state = 'running' AND worker = ? ORDER BY seq");
       return workers.map((w) => ({
@@ -712,16 +789,21 @@ export class SqliteBackend implements Backend {
         queues: JSON.parse(w.queues) as string[],
         startedAt: w.started_at,
         heartbeatAt: w.heartbeat_at,
-        running: (claimed.all(w.id) as JobRow[]).map((r) => ({ job: toJob(r), since: r.claimed_at!, childPid: r.child_pid })),
+        running: (claimed.all(w.id) as JobRow[]).map((r) => ({
+          job: toJob(r),
+          since: r.claimed_at!,
+          childPid: r.child_pid,
+          ...(r.child_rss !== null ? { rss: r.child_rss } : {}),
+        })),
         processed: w.processed,
         failed: w.failed,
+        ...(w.rss !== null ? { rss: w.rss } : {}),
       }));
     });
   }
 
   async failed(offset: number, limit: number): Promise<Array<FailureRecord & { id: string }>> {
-    if (!Number.isInteger(offset) || offset < 0) throw new RangeError(`failed: offset must be an integer >= 0, got ${describe(offset)}`);
-    if (!Number.isInteger(limit) || limit < 0) throw new RangeError(`failed: limit must be an integer >= 0, got ${describe(limit)}`);
+    pageArgs(offset, limit, 'failed');
     return (this.#stmt('SELECT * FROM failures ORDER BY id LIMIT ? OFFSET ?').all(limit, offset) as FailureRow[]).map(toFailure);
   }
 
@@ -802,6 +884,54 @@ export class SqliteBackend implements Backend {
   async minutes(since: number): Promise<MinuteCount[]> {
     finiteNumber(since, 'minutes: since');
     return this.#stmt('SELECT minute, done, failed FROM minutes WHERE minute >= ? ORDER BY minute').all(minuteOf(since)) as MinuteCount[];
+  }
+
+  async delayed(offset: number, limit: number): Promise<JobRecord[]> {
+    pageArgs(offset, limit, 'delayed');
+    const rows = this.#stmt("SELECT * FROM jobs WHERE state = 'queued' AND run_at > ? ORDER BY run_at, seq LIMIT ? OFFSET ?").all(Date.now(), limit, offset) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  async publishSchedules(defs: Array<Omit<ScheduleRecord, 'lastTick' | 'lastJobId' | 'updatedAt' | 'firstPublishedAt'>>): Promise<void> {
+    if (!Array.isArray(defs)) throw new TypeError(`publishSchedules: defs must be an array, got ${describe(defs)}`);
+    const rows = defs.map((d, i) => checkScheduleDef(d, `publishSchedules: defs[${i}]`));
+    if (rows.length === 0) return;
+    this.#write((now) => {
+      const upsert = this.#stmt(
+        'INSERT INTO schedules (name, cron, timezone, job, args, queue, first_published_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
+          'ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, job = excluded.job, args = excluded.args, ' +
+          'queue = excluded.queue, updated_at = excluded.updated_at',
+      );
+      for (const d of rows) upsert.run(d.name, d.cron, d.timezone, d.job, d.args, d.queue, now, now);
+    });
+  }
+
+  async enqueueTick(name: string, tick: number, spec: EnqueueSpec): Promise<string | null> {
+    nonEmptyString(name, 'enqueueTick: name');
+    finiteNumber(tick, 'enqueueTick: tick');
+    checkSpec(spec, 0);
+    let args: string;
+    try {
+      args = JSON.stringify(spec.args);
+    } catch (err) {
+      throw new TypeError(`enqueueTick: spec.args must be JSON-serializable: ${(err as Error).message}`);
+    }
+    // The write lock makes the look at last_tick and the enqueue one step: a second master
+    // waits for it and then sees the tick taken.
+    const id = this.#write((now) => {
+      const row = this.#stmt('SELECT last_tick FROM schedules WHERE name = ?').get(name) as { last_tick: number | null } | undefined;
+      if (!row) throw new Error(`enqueueTick: no schedule ${JSON.stringify(name)} is published in ${this.url}`);
+      if (row.last_tick !== null && row.last_tick >= tick) return null;
+      const jobId = this.#insertJob({ ...spec, args }, now);
+      this.#stmt('UPDATE schedules SET last_tick = ?, last_job = ? WHERE name = ?').run(Math.round(tick), Number(jobId), name);
+      return jobId;
+    });
+    if (id !== null) this.#wakeLocal();
+    return id;
+  }
+
+  async schedules(): Promise<ScheduleRecord[]> {
+    return (this.#stmt('SELECT * FROM schedules ORDER BY name').all() as ScheduleRow[]).map(toSchedule);
   }
 
   // ---- waiting for work ----------------------------------------------------------------

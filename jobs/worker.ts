@@ -29,6 +29,7 @@ import type { Backend, JobRecord } from './backend.js';
 import { runInJob } from './context.js';
 import { Handlers } from './handlers.js';
 import { defaultUrl, openBackend } from './open.js';
+import { parseSchedules, type ScheduleConfig, type ScheduleDef, Scheduler } from './schedule.js';
 
 export interface WorkHooks {
   /** In the master, once, after the jobs module is loaded and before the first fork. */
@@ -63,6 +64,8 @@ export interface WorkOptions {
   /** Seconds TERM waits for children before it KILLs them. */
   termTimeout: number;
   hooks: WorkHooks;
+  /** Recurring jobs by name: { nightly: { cron: '0 3 * * *', job: 'Report', args, queue, timezone } }. */
+  schedule?: Record<string, ScheduleConfig>;
 }
 
 export const WORK_DEFAULTS: Omit<WorkOptions, 'jobs'> = {
@@ -115,11 +118,15 @@ export class JobWorker {
   private timers: NodeJS.Timeout[] = [];
   private readonly masterPid = process.pid;
   private stopped!: Promise<void>;
+  private readonly schedules: ScheduleDef[];
+  private scheduler: Scheduler | null = null;
 
+  /** Throws for a bad `schedule` option, naming the schedule. */
   constructor(options: WorkOptions) {
     this.options = options;
     this.concurrency = options.concurrency;
     this.id = `${hostname()}:${process.pid}:${options.queues.join(',')}`;
+    this.schedules = parseSchedules(options.schedule);
   }
 
   /** Loads the jobs module, registers the worker and runs until QUIT or TERM; resolves when it has stopped. */
@@ -136,13 +143,25 @@ export class JobWorker {
       compactHeap();
       this.warmChildPath();
     }
-    this.log('worker.start', { id: this.id, queues: this.options.queues, concurrency: this.concurrency, fork: this.options.fork });
+    if (this.schedules.length) {
+      this.scheduler = new Scheduler(this.backend, this.schedules, { log: (e, f) => this.log(e, f), guard: (p) => this.master(p) });
+      // Published (and a tick missed while no master ran enqueued) before the worker counts as started.
+      await this.master(this.scheduler.start());
+    }
+    this.log('worker.start', {
+      id: this.id,
+      queues: this.options.queues,
+      concurrency: this.concurrency,
+      fork: this.options.fork,
+      ...(this.schedules.length ? { schedules: this.schedules.map((s) => s.name) } : {}),
+    });
     this.timers.push(setInterval(() => void this.beat(), this.options.heartbeat * 1000));
     this.timers.push(setInterval(() => this.watchChildren(), 200));
     await this.beat();
     try {
       await this.loop();
     } finally {
+      await this.scheduler?.stop();
       for (const t of this.timers) clearInterval(t);
       await this.backend.unregisterWorker(this.id).catch(() => {});
       await this.backend.close().catch(() => {});
@@ -428,11 +447,18 @@ export class JobWorker {
 
   private async beat(): Promise<void> {
     const running = [
-      ...[...this.children.values()].flatMap((c) => (c.current ? [{ job: c.current, since: c.since, childPid: c.pid }] : [])),
+      ...[...this.children.values()].flatMap((c) => {
+        if (!c.current) return [];
+        const kib = rssKiB(c.pid);
+        return [{ job: c.current, since: c.since, childPid: c.pid, ...(kib !== null ? { rss: kib * 1024 } : {}) }];
+      }),
+      // A --no-fork job's memory is the master's own: not told apart.
       ...[...this.inMaster.values()].map((r) => ({ job: r.job, since: r.since, childPid: null })),
     ];
+    // After each heartbeat too, so a tick a late timer (a suspend, a clock step) missed is enqueued.
+    void this.scheduler?.check();
     try {
-      await this.master(this.backend.heartbeat(this.id, running));
+      await this.master(this.backend.heartbeat(this.id, running, process.memoryUsage.rss()));
       const lapseMs = this.options.lapse * 1000;
       const recovered = await this.master(this.backend.recoverLapsed(lapseMs, `the worker holding it stopped heartbeating for ${this.options.lapse} s (killed?)`, (job) =>
         job.attempt + 1 < job.attempts ? Date.now() + backoffDelay(job.backoff, job.attempt + 1) : null,
@@ -508,6 +534,8 @@ export class JobWorker {
     if (process.pid === this.masterPid) return;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    // Only the master schedules: a child's copy of the timer must never enqueue a tick.
+    this.scheduler?.forget();
     // The master's ends of other children's pipes: a copy left reading would steal their reports.
     // close(), not stream.destroy(): a reader whose stream already ended counts as closed,
     // and asking it for its stream would throw.

@@ -126,6 +126,8 @@ console.log(JSON.stringify({ parent: Process.pid, pid, waited, exitstatus: statu
     for (const a of ['115', '127', '137']) assert.ok(files.includes(`package/prebuilds/linux-x64/node-abi${a}.node`), `no prebuild for ABI ${a}`);
     assert.ok(files.includes('package/scripts/install.mjs'));
     assert.ok(files.includes('package/dist/src/native.js'));
+    // The dashboard reads its script and stylesheet from the package at run time.
+    for (const a of ['dashboard.js', 'dashboard.css', 'favicon.svg']) assert.ok(files.includes(`package/jobs/dashboard-assets/${a}`), `no dashboard asset ${a}`);
     assert.deepEqual(files.filter((f) => /^package\/(build|build-abi|dist\/test)\//.test(f)), []);
   });
 

@@ -487,6 +487,167 @@ export function backendContract(name: string, open: () => Promise<Backend>, clea
       assert.equal((await b.stats()).workers, 1);
     });
 
+    test('heartbeat records the memory reported: the master\'s rss and each job child\'s', T, async () => {
+      const b = await backend();
+      const w = await register(b, 4101, ['mem']);
+      const silent = await register(b, 4102, ['mem']);
+      await b.enqueue([spec({ queue: 'mem' }), spec({ queue: 'mem' })]);
+      const j1 = (await b.claim(w, ['mem']))!;
+      const j2 = (await b.claim(w, ['mem']))!;
+      await b.heartbeat(w, [
+        { job: j1, since: Date.now(), childPid: 5101, rss: 48 * 1024 * 1024 },
+        { job: j2, since: Date.now(), childPid: null },
+      ], 123 * 1024 * 1024);
+      await b.heartbeat(silent, []);
+      let info = (await b.workers()).find((x) => x.id === w)!;
+      assert.equal(info.rss, 123 * 1024 * 1024);
+      const byId = new Map(info.running.map((r) => [r.job.id, r]));
+      assert.equal(byId.get(j1.id)?.rss, 48 * 1024 * 1024);
+      assert.equal(byId.get(j2.id)?.rss, undefined, 'no figure reported: none given back');
+      assert.equal((await b.workers()).find((x) => x.id === silent)!.rss, undefined);
+      // The next heartbeat's figures replace the last ones.
+      await b.heartbeat(w, [{ job: j1, since: Date.now(), childPid: 5101, rss: 64 * 1024 * 1024 }], 130 * 1024 * 1024);
+      info = (await b.workers()).find((x) => x.id === w)!;
+      assert.equal(info.rss, 130 * 1024 * 1024);
+      assert.equal(info.running.find((r) => r.job.id === j1.id)?.rss, 64 * 1024 * 1024);
+      await assert.rejects(b.heartbeat(w, [], -1), /rss must be a whole number of bytes/);
+      await assert.rejects(b.heartbeat(w, [{ job: j1, since: Date.now(), childPid: 1, rss: 1.5 }]), /running\[0\]\.rss must be a whole number of bytes/);
+    });
+
+    test('delayed lists the jobs whose runAt is still ahead, soonest first, a page at a time', T, async () => {
+      const b = await backend();
+      const now = Date.now();
+      const [due] = await b.enqueue([spec({ args: ['due'] })]);
+      const [in3h, in1h, in2h] = await b.enqueue([
+        spec({ name: 'Later', args: ['3h'], queue: 'qa', runAt: now + 3 * 3600_000 }),
+        spec({ name: 'Later', args: ['1h'], queue: 'qb', runAt: now + 3600_000, attempts: 4 }),
+        spec({ name: 'Later', args: ['2h'], queue: 'qa', runAt: now + 2 * 3600_000 }),
+      ]);
+      const [soon] = await b.enqueue([spec({ args: ['soon'], runAt: Date.now() + 300 })]);
+      const all = await b.delayed(0, 100);
+      assert.deepEqual(all.map((j) => j.id), [soon, in1h, in2h, in3h]);
+      assert.ok(!all.some((j) => j.id === due), 'a job due now is not delayed');
+      const first = all[1];
+      assert.equal(first.name, 'Later');
+      assert.deepEqual(first.args, ['1h']);
+      assert.equal(first.queue, 'qb');
+      assert.equal(first.attempts, 4);
+      assert.ok(Math.abs(first.runAt - (now + 3600_000)) <= 1, `runAt ${first.runAt}`);
+      assert.deepEqual((await b.delayed(1, 2)).map((j) => j.id), [in1h, in2h]);
+      assert.deepEqual((await b.delayed(3, 10)).map((j) => j.id), [in3h]);
+      assert.deepEqual(await b.delayed(4, 10), []);
+      assert.deepEqual(await b.delayed(0, 0), []);
+      await sleep(500);
+      assert.deepEqual((await b.delayed(0, 100)).map((j) => j.id), [in1h, in2h, in3h], 'a job that fell due is no longer listed');
+      await assert.rejects(b.delayed(-1, 10), /offset must be an integer >= 0/);
+      await assert.rejects(b.delayed(0, 2.5), /limit must be an integer >= 0/);
+    });
+
+    const def = (name: string, o: Record<string, unknown> = {}) => ({ name, cron: '0 3 * * *', job: 'Report', args: [1, 'x'], queue: 'reports', timezone: 'Europe/Berlin', ...o });
+
+    test('publishSchedules upserts by name and keeps lastTick; schedules() lists them by name', T, async () => {
+      const b = await backend();
+      assert.deepEqual(await b.schedules(), []);
+      const before = Date.now();
+      await b.publishSchedules([def('nightly'), def('hourly', { cron: '0 * * * *', timezone: null, args: [] })]);
+      let list = await b.schedules();
+      assert.deepEqual(list.map((x) => x.name), ['hourly', 'nightly']);
+      const nightly = list[1];
+      assert.equal(nightly.cron, '0 3 * * *');
+      assert.equal(nightly.job, 'Report');
+      assert.deepEqual(nightly.args, [1, 'x']);
+      assert.equal(nightly.queue, 'reports');
+      assert.equal(nightly.timezone, 'Europe/Berlin');
+      assert.equal(list[0].timezone, null);
+      assert.equal(nightly.lastTick, null);
+      assert.equal(nightly.lastJobId, null);
+      assert.ok(nightly.updatedAt >= before - 1000 && nightly.updatedAt <= Date.now() + 1000, `updatedAt ${nightly.updatedAt}`);
+      assert.equal(nightly.firstPublishedAt, nightly.updatedAt);
+
+      const tick = Date.UTC(2024, 0, 2, 2, 0, 0);
+      const id = await b.enqueueTick('nightly', tick, spec({ name: 'Report', args: [1, 'x'], queue: 'reports' }));
+      assert.equal(typeof id, 'string');
+      await sleep(20);
+      await b.publishSchedules([def('nightly', { cron: '30 4 * * *', args: ['changed'], queue: 'other', timezone: null })]);
+      list = await b.schedules();
+      assert.deepEqual(list.map((x) => x.name), ['hourly', 'nightly'], 'a schedule left out of a publish stays listed');
+      const again = list[1];
+      assert.equal(again.cron, '30 4 * * *');
+      assert.deepEqual(again.args, ['changed']);
+      assert.equal(again.queue, 'other');
+      assert.equal(again.timezone, null);
+      assert.equal(again.lastTick, tick, 'lastTick kept across a publish');
+      assert.equal(again.lastJobId, id);
+      assert.equal(again.firstPublishedAt, nightly.firstPublishedAt, 'first published: set once');
+      assert.ok(again.updatedAt > nightly.updatedAt, 'updatedAt moves with each publish');
+      await b.publishSchedules([]);
+      await assert.rejects(b.publishSchedules([{ ...def('x'), cron: '' }]), /defs\[0\]\.cron must be a non-empty string/);
+    });
+
+    test('enqueueTick: one job per tick, only for a tick later than lastTick', T, async () => {
+      const b = await backend();
+      await b.publishSchedules([def('every')]);
+      const t0 = Date.UTC(2024, 5, 1, 12, 0, 0);
+      const id1 = await b.enqueueTick('every', t0, spec({ name: 'Report', args: ['a', 1], queue: 'ticks' }));
+      assert.ok(id1);
+      const job = await b.job(id1);
+      assert.equal(job?.name, 'Report');
+      assert.deepEqual(job?.args, ['a', 1]);
+      assert.equal(job?.queue, 'ticks');
+      assert.equal(job?.state, 'pending');
+      assert.equal(await b.enqueueTick('every', t0, spec({ queue: 'ticks' })), null, 'the same tick again');
+      assert.equal(await b.enqueueTick('every', t0 - 60_000, spec({ queue: 'ticks' })), null, 'an earlier tick');
+      let rec = (await b.schedules())[0];
+      assert.equal(rec.lastTick, t0);
+      assert.equal(rec.lastJobId, id1);
+      const id2 = await b.enqueueTick('every', t0 + 60_000, spec({ queue: 'ticks' }));
+      assert.ok(id2 && id2 !== id1);
+      rec = (await b.schedules())[0];
+      assert.equal(rec.lastTick, t0 + 60_000);
+      assert.equal(rec.lastJobId, id2);
+      assert.equal(await b.enqueueTick('every', t0, spec({ queue: 'ticks' })), null, 'lastTick never goes back');
+      assert.equal((await b.schedules())[0].lastTick, t0 + 60_000);
+      assert.equal((await b.queues()).ticks, 2, 'two ticks, two jobs');
+      await assert.rejects(b.enqueueTick('never-published', t0, spec()), /no schedule "never-published" is published/);
+    });
+
+    test('enqueueTick raced by two backends and by four forked processes: each tick enqueued exactly once', T, async () => {
+      const [b1, b2] = [await backend(), await backend()];
+      await b1.publishSchedules([def('race')]);
+      const base = Date.UTC(2024, 5, 1, 0, 0, 0);
+      const ticks = Array.from({ length: 20 }, (_, i) => base + i * 1000);
+      const winners: string[] = [];
+      for (const t of ticks) {
+        const got = await Promise.all([b1.enqueueTick('race', t, spec({ queue: 'race', args: [t] })), b2.enqueueTick('race', t, spec({ queue: 'race', args: [t] }))]);
+        const ids = got.filter((x): x is string => x !== null);
+        assert.equal(ids.length, 1, `tick ${t}: one winner, got ${JSON.stringify(got)}`);
+        winners.push(ids[0]);
+      }
+      assert.equal(new Set(winners).size, ticks.length);
+
+      const later = Array.from({ length: 40 }, (_, i) => base + 3600_000 + i * 1000);
+      const start = Date.now() + 300;
+      const results = await inChildren(4, async () => {
+        await b1.schedules(); // connected before the start
+        spinUntil(start);
+        const mine: Array<[number, string]> = [];
+        for (const t of later) {
+          const id = await b1.enqueueTick('race', t, spec({ queue: 'race', args: [t] }));
+          if (id !== null) mine.push([t, id]);
+        }
+        await b1.close();
+        return mine;
+      });
+      const taken = results.flat();
+      assert.deepEqual(taken.map(([t]) => t).sort((x, y) => x - y), later, `every tick once between them (per child: ${results.map((r) => r.length)})`);
+      assert.equal(new Set(taken.map(([, id]) => id)).size, later.length);
+      for (const [t, id] of taken) assert.deepEqual((await b2.job(id))?.args, [t], `tick ${t}: its job holds its own args`);
+      const rec = (await b2.schedules())[0];
+      assert.equal(rec.lastTick, later[later.length - 1]);
+      assert.equal(rec.lastJobId, taken.find(([t]) => t === rec.lastTick)![1]);
+      assert.equal((await b2.queues()).race, ticks.length + later.length, 'no job without its tick');
+    });
+
     test('clear removes the waiting jobs of one queue, delayed ones too, and nothing else', T, async () => {
       const b = await backend();
       const w = await register(b, 4101, ['a']);

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openBackend, type FailureRecord, type Stats } from '../jobs/index.js';
 import { sleep } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -136,5 +137,25 @@ export function alive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
+  }
+}
+
+/** The store's stats, read through a backend opened for the call (as `unixproc jobs stats` does). */
+export async function storeStats(url: string): Promise<Stats> {
+  const b = await openBackend(url);
+  try {
+    return await b.stats();
+  } finally {
+    await b.close();
+  }
+}
+
+/** The store's failure records (up to 1000), newest first, through a backend opened for the call. */
+export async function storeFailures(url: string): Promise<Array<FailureRecord & { id: string }>> {
+  const b = await openBackend(url);
+  try {
+    return await b.failed(0, 1000);
+  } finally {
+    await b.close();
   }
 }

@@ -256,7 +256,7 @@ process.kill(process.pid, 'SIGKILL');
     const db = raw(file);
     db.pragma('user_version = 99');
     db.close();
-    assert.throws(() => new SqliteBackend(file), /schema version 99, newer than this unixproc's \(1\)/);
+    assert.throws(() => new SqliteBackend(file), /schema version 99, newer than this unixproc's \(2\)/);
   });
 
   test('done jobs are kept for keepDoneMs, then pruned', T, async () => {

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { openBackend, Queue } from '../jobs/index.js';
+import { Queue } from '../jobs/index.js';
 import { childrenOf, scratch, sleep } from './helpers.js';
-import { alive, cliPath, runs, until, Worker, writeJobsModule } from './jobs-harness.js';
+import { alive, cliPath, runs, storeFailures, storeStats, until, Worker, writeJobsModule } from './jobs-harness.js';
 
 const T = { timeout: 120_000 };
 
@@ -34,22 +34,8 @@ export function workerSuite(name: string, open: () => Promise<string>, services:
       tmp.cleanup();
       await until(() => childrenOf().every((c) => services().includes(c.pid)), 10_000, () => `no children left behind: ${JSON.stringify(childrenOf())}`);
     };
-    const stats = async () => {
-      const b = await openBackend(url);
-      try {
-        return await b.stats();
-      } finally {
-        await b.close();
-      }
-    };
-    const failures = async () => {
-      const b = await openBackend(url);
-      try {
-        return await b.failed(0, 1000);
-      } finally {
-        await b.close();
-      }
-    };
+    const stats = () => storeStats(url);
+    const failures = () => storeFailures(url);
     /** Nothing pending, delayed or running. */
     const settled = async () => {
       const st = await stats();

@@ -11,6 +11,8 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before } from 'node:test';
+import { Redis } from 'ioredis';
 
 export interface RedisServer {
   readonly port: number;
@@ -210,4 +212,34 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
     },
   };
   return server;
+}
+
+/**
+ * One private redis-server for a test file (started in before, destroyed in after) and
+ * `freshUrl()`, a URL of one of its 16 databases, flushed, for each test that wants an empty
+ * store. `pids()` is the server's pid, for suites that tell a service from a left-behind child.
+ */
+export function redisPerFile(): { freshUrl: () => Promise<string>; pids: () => number[] } {
+  let server: RedisServer | undefined;
+  let db = 0;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server?.destroy();
+  });
+  return {
+    async freshUrl() {
+      if (!server) throw new Error('redisPerFile: no server yet (call freshUrl inside a test)');
+      const url = `redis://127.0.0.1:${server.port}/${db++ % 16}`;
+      const r = new Redis(url);
+      try {
+        await r.flushdb();
+      } finally {
+        r.disconnect();
+      }
+      return url;
+    },
+    pids: () => (server?.pid ? [server.pid] : []),
+  };
 }
