@@ -26,8 +26,12 @@ const all = readdirSync(testDir)
   .filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)))
   .sort()
   .map((f) => join(testDir, f));
-// Every suite forks, so every suite runs on every supported Node.
-const forkSuites = all;
+// The suites that fork, wait or signal run on every supported Node. Those that only
+// check the package's install, the CLI's flags or the dashboard's pages (HTTP and the
+// browser: plain node:http and a store, nothing forked in the test process) run once,
+// on this Node, which keeps a CI run well under its 30 minutes.
+const onceOnly = /^(install|cli|jobs-web)/;
+const forkSuites = all.filter((f) => !onceOnly.test(f.slice(testDir.length + 1)));
 
 const plan = [{ label: `Node ${process.version}`, bin: process.execPath, files: all }];
 if (!process.env.UNIXPROC_ONLY_THIS_NODE) {
