@@ -26,11 +26,12 @@ const all = readdirSync(testDir)
   .filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)))
   .sort()
   .map((f) => join(testDir, f));
-// The suites that fork, wait or signal run on every supported Node. Those that only
-// check the package's install, the CLI's flags or the dashboard's pages (HTTP and the
-// browser: plain node:http and a store, nothing forked in the test process) run once,
-// on this Node, which keeps a CI run well under its 30 minutes.
-const onceOnly = /^(install|cli|jobs-web)/;
+// Every suite that forks, waits or signals runs on every supported Node. Two kinds run
+// once, on this Node, to keep a CI run under its 30 minutes: the dashboard's (node:http
+// and a store in the test process; the worker they start is covered by the jobs-worker
+// suites everywhere) and install (npm pack and three npm installs, over a minute; it
+// loads the prebuild of this Node's ABI, and checks the tarball holds all three).
+const onceOnly = /^(install|jobs-web)/;
 const forkSuites = all.filter((f) => !onceOnly.test(f.slice(testDir.length + 1)));
 
 const plan = [{ label: `Node ${process.version}`, bin: process.execPath, files: all }];
