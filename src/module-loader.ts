@@ -8,12 +8,14 @@
 // and a child reading the parent's pipe steals (and chokes on) the parent's next build
 // result (seen as a server master hanging on HUP).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const cacheRoot = join(tmpdir(), `unixproc-build-${process.getuid?.() ?? 0}`);
+const tmpRoot = join(tmpdir(), `unixproc-build-${process.getuid?.() ?? 0}`);
+/** This package's root (dist/src/ is two levels down): what `unixproc` resolves to in a bundle. */
+const ownRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** Bundles this process wrote; its children import their lazy chunks from them while it runs. */
 const builtDirs = new Set<string>();
 
@@ -23,12 +25,86 @@ export function removeBuilds(): void {
   builtDirs.clear();
 }
 
+/** The node_modules dirs that Node's resolution would search from a file, nearest first. */
+function nodeModulesAbove(file: string): string[] {
+  const found: string[] = [];
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules');
+    try {
+      if (statSync(candidate).isDirectory()) found.push(candidate);
+    } catch {
+      /* not here */
+    }
+    if (dirname(dir) === dir) return found;
+  }
+}
+
+/** A symlink that another process may be making at the same moment (two masters, one app). */
+function linkOnce(target: string, path: string): void {
+  try {
+    symlinkSync(target, path, 'dir');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Where a bundle of `file` goes. The bundle keeps every package import (`packages:
+ * 'external'`), and Node resolves those from the bundle's own path, so it must sit where
+ * they resolve as they do from the source: in node_modules/.cache/unixproc of the nearest
+ * node_modules (walking up from there reaches that node_modules and every hoisted one
+ * above it, as a monorepo needs). Where that is not writable (a read-only image), it goes
+ * under the temp dir, in a nest of dirs with a node_modules symlink at each level to the
+ * source's node_modules dirs in their order, nearest innermost. In both, a
+ * node_modules/unixproc symlink in the bundle's dir makes `unixproc/...` this running
+ * package, so the app shares its module instances (fork hooks, the addon) with the CLI.
+ */
+function bundleDir(file: string, generation: number): string {
+  const hash = createHash('sha1').update(file).digest('hex').slice(0, 12);
+  const above = nodeModulesAbove(file);
+  let parent: string | null = null;
+  if (above.length) {
+    try {
+      parent = join(above[0], '.cache', 'unixproc', hash);
+      mkdirSync(parent, { recursive: true });
+    } catch {
+      parent = null;
+    }
+  }
+  if (!parent) {
+    parent = join(tmpRoot, hash);
+    for (let i = above.length - 1; i >= 0; i--) {
+      parent = join(parent, `m${i}`);
+      mkdirSync(parent, { recursive: true });
+      linkOnce(above[i], join(parent, 'node_modules'));
+    }
+    mkdirSync(parent, { recursive: true });
+  }
+  // Bundles of processes that died without their exit (SIGKILL) are of no use to anyone.
+  for (const name of readdirSync(parent)) {
+    const pid = Number(/^(\d+)-\d+$/.exec(name)?.[1]);
+    if (pid && pid !== process.pid && !alive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
+  }
+  const dir = join(parent, `${process.pid}-${generation}`);
+  mkdirSync(join(dir, 'node_modules'), { recursive: true });
+  linkOnce(ownRoot, join(dir, 'node_modules', 'unixproc'));
+  return dir;
+}
+
 /** Imports a module (TS through esbuild); generation busts the module cache on reloads. */
 export async function loadModule(file: string, generation: number): Promise<unknown> {
   if (!existsSync(file)) throw new Error(`no such file: ${file}`);
   if (/\.(c|m)?tsx?$/.test(extname(file))) {
-    const dir = join(cacheRoot, createHash('sha1').update(file).digest('hex').slice(0, 12), `${process.pid}-${generation}`);
-    mkdirSync(dir, { recursive: true });
+    const dir = bundleDir(file, generation);
     builtDirs.add(dir);
     const { buildSync } = await esbuild();
     const result = buildSync({
