@@ -60,9 +60,13 @@ function ensureServeFlags(): void {
   if (missing.length) exec(process.execPath, [...missing, ...process.execArgv, ...process.argv.slice(1)]);
 }
 
+// A bad number is a usage error: one line naming the flag, status 2 (no stack trace).
 const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(v)}`);
+  const n = /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    process.stderr.write(`unixproc: ${name} must be a whole number, got ${JSON.stringify(v)}\n`);
+    process.exit(2);
+  }
   return n;
 };
 const collect = (v: string, all: string[] | undefined) => [...(all ?? []), v];
@@ -105,7 +109,8 @@ async function serveCommand(app: string | undefined, flags: ServeFlags): Promise
     await serve(options);
   } catch (err) {
     process.stderr.write(`unixproc serve: ${(err as Error).message}\n`);
-    process.exit(1);
+    // A bad option (from a flag or the config file) is a usage error; the rest (an address in use, an app that throws) is not.
+    process.exit(err instanceof TypeError || err instanceof RangeError ? 2 : 1);
   }
 }
 
@@ -130,6 +135,8 @@ async function statusCommand(flags: { pid?: string; control?: string; json?: boo
     process.stderr.write(`unixproc status: ${err.message}\n`);
     process.exit(1);
   });
+  // `unixproc status | head -1`: a reader that has gone is the end of the output, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
   const status = JSON.parse(text);
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);

@@ -95,9 +95,13 @@ export async function resolveOptions(flags: Partial<ServeOptions>, generation = 
   if (!merged.app) throw new TypeError('no app given: `unixproc serve app.js`, or `app` in the config file');
   if (typeof merged.listen === 'string') merged.listen = [merged.listen];
   if (!Array.isArray(merged.listen) || merged.listen.length === 0) throw new TypeError('listen must name at least one address');
-  for (const [key, min] of [['workers', 0], ['spare', 0], ['backlog', 1], ['timeout', 1], ['shutdownTimeout', 0]] as const) {
+  // At least one worker: with none the master listens and every request waits forever.
+  for (const [key, min] of [['workers', 1], ['spare', 0], ['backlog', 1], ['timeout', 1], ['shutdownTimeout', 0]] as const) {
     const v = merged[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new RangeError(`${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      const where = key in defined ? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : key in fromFile ? `${flags.config}: ${key}` : key;
+      throw new RangeError(`${where} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    }
   }
   const base = flags.config ? resolve(START_CWD, flags.config, '..') : START_CWD;
   merged.app = resolve(base, merged.app);

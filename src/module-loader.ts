@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const tmpRoot = join(tmpdir(), `unixproc-build-${process.getuid?.() ?? 0}`);
@@ -100,30 +100,63 @@ function bundleDir(file: string, generation: number): string {
   return dir;
 }
 
+type BuildMessage = { text: string; location: { file: string; line: number; column: number; lineText: string } | null };
+
+/** esbuild's errors as `file:line:column: message` lines (a full path, 1-based column), with the source line. */
+function describeBuildErrors(errors: BuildMessage[]): string {
+  return errors
+    .slice(0, 5)
+    .map((e) => (e.location ? `${resolve(e.location.file)}:${e.location.line}:${e.location.column + 1}: ${e.text}\n    ${e.location.lineText.trim()}` : e.text))
+    .join('\n');
+}
+
+/** A build of `file` and what it imports by relative path: throws with esbuild's located errors. */
+async function build(file: string, options: Record<string, unknown>): Promise<void> {
+  const { buildSync } = await esbuild();
+  let result;
+  try {
+    result = buildSync({
+      entryPoints: { index: file },
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: `node${process.versions.node.split('.')[0]}`,
+      packages: 'external',
+      logLevel: 'silent',
+      ...options,
+    });
+  } catch (err) {
+    // buildSync throws on errors, with them in err.errors.
+    const errors = (err as { errors?: BuildMessage[] }).errors;
+    if (errors?.length) throw new SyntaxError(describeBuildErrors(errors));
+    throw err;
+  }
+  if (result.errors.length) throw new SyntaxError(describeBuildErrors(result.errors as BuildMessage[]));
+}
+
 /** Imports a module (TS through esbuild); generation busts the module cache on reloads. */
 export async function loadModule(file: string, generation: number): Promise<unknown> {
   if (!existsSync(file)) throw new Error(`no such file: ${file}`);
   if (/\.(c|m)?tsx?$/.test(extname(file))) {
     const dir = bundleDir(file, generation);
     builtDirs.add(dir);
-    const { buildSync } = await esbuild();
-    const result = buildSync({
-      entryPoints: { index: file },
-      outdir: dir,
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: `node${process.versions.node.split('.')[0]}`,
-      packages: 'external',
-      sourcemap: 'inline',
-      outExtension: { '.js': '.mjs' },
-      logLevel: 'silent',
-    });
-    if (result.errors.length) throw new Error(result.errors.map((e) => e.text).join('\n'));
+    await build(file, { outdir: dir, splitting: true, sourcemap: 'inline', outExtension: { '.js': '.mjs' } });
     return import(pathToFileURL(join(dir, 'index.mjs')).href);
   }
-  return import(`${pathToFileURL(file).href}?generation=${generation}`);
+  try {
+    return await import(`${pathToFileURL(file).href}?generation=${generation}`);
+  } catch (err) {
+    // Node 20's SyntaxError from import() carries no file or line (only an uncaught one prints
+    // them): have esbuild parse the module and what it imports, and name the place.
+    if (err instanceof SyntaxError) {
+      try {
+        await build(file, { write: false });
+      } catch (located) {
+        if (located instanceof SyntaxError) throw located;
+      }
+    }
+    throw err;
+  }
 }
 
 let esbuildModule: Promise<typeof import('esbuild')> | undefined;

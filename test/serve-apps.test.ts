@@ -2,13 +2,13 @@
 // shapes an app may take (fetch-style, async factory, .js, .ts, a lazy import after the
 // fork), the process titles, and `unixproc status`.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { scratch, waitFor } from './helpers.js';
-import { appDir, freePort, get, Server, status, withServer } from './serve-harness.js';
+import { appDir, bin, freePort, get, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 60_000 };
 
@@ -252,6 +252,12 @@ test('unixproc status (--control and --pid) lists the workers: pid, age, request
     assert.equal(byPid.code, 0, byPid.stderr);
     assert.match(byPid.stdout, new RegExp(`^master ${srv2.pid} `));
     assert.match(byPid.stdout, new RegExp(`\\n0\\s+${srv2.liveWorkers()[0]}\\s+serving`));
+    // A reader that is gone before the table is written (`| head -1`, here `| true`): no stack trace, status 0.
+    for (const args of [['--json'], []]) {
+      const piped = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" status ${args.join(' ')} --control "${control}" | true; exit \${PIPESTATUS[0]}`], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(piped.status, 0, `status ${args.join(' ')} into a closed pipe: ${piped.stderr}`);
+      assert.equal(piped.stderr, '', 'nothing on stderr');
+    }
     const none = await status(['--control', join(dir, 'nothing.sock')]);
     assert.notEqual(none.code, 0);
     assert.match(none.stderr, /cannot reach the master/);

@@ -34,17 +34,45 @@ test('a config file with a syntax error: a clear error, non-zero exit, nothing l
   }
 });
 
-test('workers or spare: -1 in the config file, or -w -1, --spare 1.5: a clear error, non-zero exit', T, async () => {
+test('bad numbers: one line naming the flag (or the config file and its key), exit 2, nothing left', T, async () => {
   const { dir, app, cleanup } = appDir();
   try {
     const config = join(dir, 'neg.config.mjs');
-    writeFileSync(config, `export default { workers: -1, app: './app.mjs' };\n`);
     const port = await freePort();
-    await failsWith(['-c', config, '-l', `127.0.0.1:${port}`], /unixproc serve: workers must be an integer >= 0, got -1/, dir);
-    await failsWith([app, '-w', '-1', '-l', `127.0.0.1:${port}`], /workers must be an integer >= 0, got -1/, dir);
+    const usage = async (args: string[], line: RegExp) => {
+      const r = await runServe([...args, '-l', `127.0.0.1:${port}`]);
+      assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+      assert.match(r.stderr.trim(), line);
+      await waitFor(() => processesWith(dir).length === 0, 5_000, `nothing left running: ${JSON.stringify(processesWith(dir))}`);
+    };
+    writeFileSync(config, `export default { workers: -1, app: './app.mjs' };\n`);
+    await usage(['-c', config], /^unixproc serve: .*neg\.config\.mjs: workers must be an integer >= 1, got -1$/);
     writeFileSync(config, `export default { spare: -1, app: './app.mjs' };\n`);
-    await failsWith(['-c', config, '-l', `127.0.0.1:${port}`], /unixproc serve: spare must be an integer >= 0, got -1/, dir);
-    await failsWith([app, '--spare', '1.5', '-l', `127.0.0.1:${port}`], /--spare must be an integer, got "1\.5"/, dir);
+    await usage(['-c', config], /^unixproc serve: .*neg\.config\.mjs: spare must be an integer >= 0, got -1$/);
+    await usage([app, '-w', '-1'], /^unixproc serve: --workers must be an integer >= 1, got -1$/);
+    // No workers would leave every request waiting: refused.
+    await usage([app, '-w', '0'], /^unixproc serve: --workers must be an integer >= 1, got 0$/);
+    await usage([app, '-w', 'abc'], /^unixproc: --workers must be a whole number, got "abc"$/);
+    await usage([app, '-w', '2.5'], /^unixproc: --workers must be a whole number, got "2\.5"$/);
+    await usage([app, '--spare', '1.5'], /^unixproc: --spare must be a whole number, got "1\.5"$/);
+    await usage([app, '--shutdown-timeout', '-3'], /^unixproc serve: --shutdown-timeout must be an integer >= 0, got -3$/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a syntax error in the app, in a file it imports, or in a .ts app names the file, line and column', T, async () => {
+  const { dir, cleanup } = appDir();
+  try {
+    const port = await freePort();
+    writeFileSync(join(dir, 'broken.mjs'), `export default function (req, res) {\n  res.end('x'\n}\n`);
+    await failsWith([join(dir, 'broken.mjs'), '-l', `127.0.0.1:${port}`], new RegExp(`^unixproc serve: ${dir}/broken\\.mjs:3:1: Expected "\\)" but found "}"`, 'm'), dir);
+    writeFileSync(join(dir, 'entry.mjs'), `import { f } from './helper.mjs';\nexport default (req, res) => res.end(f());\n`);
+    writeFileSync(join(dir, 'helper.mjs'), `export function f() {\n  return 1 +;\n}\n`);
+    await failsWith([join(dir, 'entry.mjs'), '-l', `127.0.0.1:${port}`], new RegExp(`^unixproc serve: ${dir}/helper\\.mjs:2:13: Unexpected ";"`, 'm'), dir);
+    writeFileSync(join(dir, 'broken.ts'), `export default function (req: unknown, res: { end(s: string): void }) {\n  res.end('x'\n}\n`);
+    await failsWith([join(dir, 'broken.ts'), '-l', `127.0.0.1:${port}`], new RegExp(`^unixproc serve: ${dir}/broken\\.ts:3:1: Expected "\\)" but found "}"`, 'm'), dir);
   } finally {
     cleanup();
   }
