@@ -128,7 +128,8 @@ console.log(JSON.stringify({ parent: Process.pid, pid, waited, exitstatus: statu
     assert.ok(files.includes('package/dist/src/native.js'));
     // The dashboard reads its script and stylesheet from the package at run time.
     for (const a of ['dashboard.js', 'dashboard.css', 'favicon.svg']) assert.ok(files.includes(`package/jobs/dashboard-assets/${a}`), `no dashboard asset ${a}`);
-    assert.deepEqual(files.filter((f) => /^package\/(build|build-abi|dist\/test)\//.test(f)), []);
+    // Only what a user runs: no build output, no compiled tests, benches, book examples or demos.
+    assert.deepEqual(files.filter((f) => /^package\/(build|build-abi|dist\/(test|bench|examples|demo))\//.test(f)), []);
   });
 
   it('installs with its install script using the prebuild, compiling nothing, and forks', { timeout: 6 * 60_000 }, () => {
