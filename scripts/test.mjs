@@ -30,8 +30,9 @@ const all = readdirSync(testDir)
 // once, on this Node, to keep a CI run under its 30 minutes: the dashboard's (node:http
 // and a store in the test process; the worker they start is covered by the jobs-worker
 // suites everywhere) and install (npm pack and three npm installs, over a minute; it
-// loads the prebuild of this Node's ABI, and checks the tarball holds all three).
-const onceOnly = /^(install|jobs-web)/;
+// loads the prebuild of this Node's ABI, and checks the tarball holds all three); and
+// readme-examples, which only type-checks.
+const onceOnly = /^(install|jobs-web|readme)/;
 const forkSuites = all.filter((f) => !onceOnly.test(f.slice(testDir.length + 1)));
 
 const plan = [{ label: `Node ${process.version}`, bin: process.execPath, files: all }];

@@ -99,6 +99,9 @@ function tryReap(pid: number, flags: number): [number, number] | null {
 // ---- blocking forms -------------------------------------------------------------
 
 /** Blocks until a child changes state. Returns [pid, Status], or null under WNOHANG. */
+// Without flags there is always a child to report (or ECHILD): the overloads let strict callers destructure.
+export function wait2Sync(pid?: number, flags?: 0): [number, Status];
+export function wait2Sync(pid: number, flags: number): [number, Status] | null;
 export function wait2Sync(pid: number = -1, flags: number = 0): [number, Status] | null {
   const [p, f] = validate(pid, flags);
   for (;;) {
@@ -128,6 +131,8 @@ function sleepOnChildren(pids: number[]): void {
   }
 }
 
+export function waitSync(pid?: number, flags?: 0): number;
+export function waitSync(pid: number, flags: number): number | null;
 export function waitSync(pid: number = -1, flags: number = 0): number | null {
   const r = wait2Sync(pid, flags);
   return r ? r[0] : null;
@@ -205,10 +210,14 @@ function wait2Async(pid: number, flags: number, ref: boolean, onWaiter?: (w: Wai
 }
 
 /** Waits for a child (-1: any of ours; 0: any in our process group; -pgid: any in that group). */
+export function wait2(pid?: number, flags?: 0): Promise<[number, Status]>;
+export function wait2(pid: number, flags: number): Promise<[number, Status] | null>;
 export function wait2(pid: number = -1, flags: number = 0): Promise<[number, Status] | null> {
   return wait2Async(pid, flags, true);
 }
 
+export function wait(pid?: number, flags?: 0): Promise<number>;
+export function wait(pid: number, flags: number): Promise<number | null>;
 export async function wait(pid: number = -1, flags: number = 0): Promise<number | null> {
   const r = await wait2Async(pid, flags, true);
   return r ? r[0] : null;
