@@ -416,6 +416,11 @@ export class Master {
       this.ready.close();
     }
     log('master.ready', { pid: this.pid });
+    // A person at a terminal gets one line to read among the JSON ones; a log file or pipe does not.
+    if (process.stderr.isTTY) {
+      const urls = this.listeners.map((l) => (l.boundAddress.startsWith('unix:') || l.boundAddress.startsWith('/') ? l.boundAddress : `http://${l.boundAddress}/`));
+      process.stderr.write(`unixproc serve: serving ${this.opts.app} on ${urls.join(' and ')} with ${this.target} worker${this.target === 1 ? '' : 's'} (master ${this.pid}; Ctrl-C stops, QUIT stops gracefully)\n`);
+    }
   }
 
   private reaped(w: WorkerState, status: Status): void {

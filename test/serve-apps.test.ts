@@ -2,13 +2,13 @@
 // shapes an app may take (fetch-style, async factory, .js, .ts, a lazy import after the
 // fork), the process titles, and `unixproc status`.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { scratch, waitFor } from './helpers.js';
-import { appDir, bin, freePort, get, Server, status, withServer } from './serve-harness.js';
+import { appDir, bin, freePort, get, processesWith, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 60_000 };
 
@@ -315,6 +315,38 @@ test('a TS config file: every hook runs in the right process, with the right wor
     ]) {
       assert.ok(lines.includes(expected), `missing "${expected}" in:\n${lines.join('\n')}`);
     }
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+test('at a terminal the master says in one plain line where it serves; into a pipe only JSON lines', T, async () => {
+  const { dir, app, cleanup } = appDir();
+  const port = await freePort();
+  const command = `"${process.execPath}" "${bin}" serve "${app}" -w 2 -l 127.0.0.1:${port}`;
+  // script(1) runs the server on a pseudo-terminal, as a person's shell would.
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let master = 0;
+  try {
+    await waitFor(() => /unixproc serve: serving .* \(master \d+;/.test(out), 20_000, `the plain line; got ${JSON.stringify(out)}`);
+    const line = out.split(/\r?\n/).find((l) => l.startsWith('unixproc serve: serving'))!;
+    master = Number(/\(master (\d+);/.exec(line)![1]);
+    assert.equal(line.trim(), `unixproc serve: serving ${app} on http://127.0.0.1:${port}/ with 2 workers (master ${master}; Ctrl-C stops, QUIT stops gracefully)`);
+    assert.equal((await get({ port })).status, 200);
+  } finally {
+    if (master) process.kill(master, 'SIGTERM');
+    else child.kill('SIGKILL');
+    await exited;
+  }
+  await waitFor(() => processesWith(dir).length === 0, 10_000, 'the server gone');
+  const srv = new Server([app, '-w', '1', '-l', `127.0.0.1:${await freePort()}`], { marker: dir });
+  try {
+    await srv.ready();
+    for (const l of srv.stderr.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(l), `a JSON line: ${l}`);
   } finally {
     await srv.stop();
     cleanup();
