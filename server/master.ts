@@ -330,6 +330,22 @@ export class Master {
     this.timers.add(this.spareScheduled);
   }
 
+  /**
+   * Runs a master hook: the master never dies of one. A throw or a rejection is logged as
+   * hook.error and nothing else changes (the fork, the reap or the exec goes ahead). A
+   * promise is not waited for: the master's turn does not stop for user code. A forked
+   * child must not report its parent's rejection, hence the check that this is still the master.
+   */
+  private callHook(hook: string, run: () => unknown): void {
+    const fail = (err: unknown) => log('hook.error', { hook, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    try {
+      const r = run();
+      if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, (err) => this.inMaster && fail(err));
+    } catch (err) {
+      fail(err);
+    }
+  }
+
   /** Exponential backoff once three workers have died young within a minute. */
   private backoffMs(): number {
     const now = Date.now();
@@ -342,7 +358,7 @@ export class Master {
   private spawnWorker(index: number): void {
     const spare = index < 0;
     const generation = this.generation;
-    void this.opts.beforeFork?.({ index, generation });
+    this.callHook('beforeFork', () => this.opts.beforeFork?.({ index, generation }));
     const [mine, theirs] = Socket.pair('SEQPACKET');
     const cell = this.board.claim();
     let pid: number | null;
@@ -391,7 +407,7 @@ export class Master {
       } else if (msg.t === 'ready' && !w.ready) {
         w.ready = true;
         log('worker.ready', { index: w.index, worker: w.pid, generation: w.generation, bootMs: w.lastBeat - w.startedAt });
-        this.opts.afterWorkerReady?.({ index: w.index, pid: w.pid, generation: w.generation });
+        this.callHook('afterWorkerReady', () => this.opts.afterWorkerReady?.({ index: w.index, pid: w.pid, generation: w.generation }));
         this.retireReplaced(w);
         this.announceReady();
       }
@@ -435,11 +451,7 @@ export class Master {
       return;
     }
     log('worker.exit', { index: w.index, worker: w.pid, status: String(status), livedMs: lived, expected: w.quitting || this.stopping });
-    try {
-      this.opts.onWorkerExit?.({ index: w.index, pid: w.pid, generation: w.generation }, status);
-    } catch (err) {
-      log('hook.error', { hook: 'onWorkerExit', error: String(err) });
-    }
+    this.callHook('onWorkerExit', () => this.opts.onWorkerExit?.({ index: w.index, pid: w.pid, generation: w.generation }, status));
     if (!w.quitting && !this.stopping && lived < CRASH_WINDOW_MS) this.crashes.push(Date.now());
     this.spawnMissingWorkers();
   }
@@ -525,11 +537,7 @@ export class Master {
     }
     const pidFile = this.opts.pid;
     if (pidFile && existsSync(pidFile)) renameSync(pidFile, `${pidFile}.oldbin`);
-    try {
-      this.opts.beforeExec?.();
-    } catch (err) {
-      log('hook.error', { hook: 'beforeExec', error: String(err) });
-    }
+    this.callHook('beforeExec', () => this.opts.beforeExec?.());
     const pid = fork();
     if (pid === null) {
       // The new master: same program, same arguments, listeners inherited by number.

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { scratch, waitFor } from './helpers.js';
-import { appDir, bin, freePort, get, processesWith, Server, status, withServer } from './serve-harness.js';
+import { alive, appDir, bin, freePort, get, processesWith, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 60_000 };
 
@@ -347,6 +347,67 @@ test('at a terminal the master says in one plain line where it serves; into a pi
   try {
     await srv.ready();
     for (const l of srv.stderr.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(l), `a JSON line: ${l}`);
+  } finally {
+    await srv.stop();
+    cleanup();
+  }
+});
+
+test("a hook that throws or rejects never kills the master: each is logged as hook.error naming it, and serving goes on", { timeout: 120_000 }, async () => {
+  for (const mode of ['throw', 'reject'] as const) {
+    const { dir, cleanup } = appDir();
+    const port = await freePort();
+    const config = join(dir, `hooks-${mode}.config.mjs`);
+    const fail = mode === 'throw' ? (hook: string) => `{ throw new Error('${hook} ${mode}s'); }` : (hook: string) => `Promise.reject(new Error('${hook} ${mode}s'))`;
+    writeFileSync(
+      config,
+      `export default {
+         app: './app.mjs',
+         workers: 2,
+         beforeFork: () => ${fail('beforeFork')},
+         afterWorkerReady: () => ${fail('afterWorkerReady')},
+         onWorkerExit: () => ${fail('onWorkerExit')},
+         beforeExec: () => { throw new Error('beforeExec throws'); },
+       };\n`,
+    );
+    const srv = new Server(['-c', config, '-l', `127.0.0.1:${port}`], { marker: dir });
+    try {
+      await srv.ready();
+      assert.equal((await get({ port })).status, 200);
+      await srv.signalAndWait('TTOU');
+      await waitFor(() => srv.liveWorkers().length === 1, 15_000, 'a worker to exit on TTOU');
+      const hooks = ['beforeFork', 'afterWorkerReady', 'onWorkerExit'];
+      await waitFor(() => hooks.every((h) => srv.find('hook.error', 0, (l) => l.hook === h && l.pid === srv.pid)), 10_000, `hook.error for ${hooks.join(', ')}:\n${srv.stderr}`);
+      for (const h of hooks) assert.match(String(srv.find('hook.error', 0, (l) => l.hook === h)!.error), new RegExp(`${h} ${mode}s`));
+      assert.equal((await get({ port })).status, 200, 'still serving');
+      if (mode === 'throw') {
+        // USR2 goes ahead although beforeExec threw: a new master comes up.
+        const m = srv.mark();
+        srv.signal('USR2');
+        await srv.waitLog('master.ready', { from: m, ms: 20_000, pred: (l) => l.pid !== srv.pid });
+        assert.ok(srv.find('hook.error', m, (l) => l.hook === 'beforeExec'), srv.stderr);
+      }
+      assert.ok(!/unhandled|UnhandledPromiseRejection/i.test(srv.stderr), srv.stderr);
+      assert.ok(!srv.find('master.exit'), 'the master did not exit');
+    } finally {
+      await srv.stop();
+      cleanup();
+    }
+  }
+});
+
+test('an afterFork that throws fails its worker (exit 1, the error logged), the master backs off and lives on', T, async () => {
+  const { dir, cleanup } = appDir();
+  const port = await freePort();
+  const config = join(dir, 'afterfork.config.mjs');
+  writeFileSync(config, `export default { app: './app.mjs', workers: 1, afterFork: () => { throw new Error('afterFork throws'); } };\n`);
+  const srv = new Server(['-c', config, '-l', `127.0.0.1:${port}`], { marker: dir });
+  try {
+    await srv.waitLog('master.backoff', { ms: 20_000 });
+    const err = srv.find('worker.error')!;
+    assert.match(String(err.error), /afterFork throws/);
+    assert.ok(srv.all('worker.exit').every((l) => /exit 1$/.test(String(l.status))), srv.stderr);
+    assert.ok(alive(srv.pid), 'the master lives on');
   } finally {
     await srv.stop();
     cleanup();
