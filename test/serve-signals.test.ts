@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sleep, waitFor } from './helpers.js';
+import { scratch, sleep, waitFor } from './helpers.js';
 import { alive, appDir, appSource, describeProcess, freePort, get, parseLines, processesWith, requestOnce, Server, status, withServer } from './serve-harness.js';
 
 const T = { timeout: 90_000 };
@@ -76,6 +76,33 @@ test('HUP reloads a changed app file: new code, new worker pids, the old workers
     }
     for (const p of old) assert.ok(srv.find('worker.exit', m, (l) => l.worker === p && l.expected === true));
   }));
+
+test("HUP reloads a .ts app's own files (its bundle is rebuilt), so an edited helper it imports serves new code", T, async () => {
+  const tmp = scratch();
+  const app = join(tmp.dir, 'app.ts');
+  const helper = join(tmp.dir, 'helper.ts');
+  writeFileSync(helper, `export const version = (): string => 'helper v1';\n`);
+  writeFileSync(app, `import { version } from './helper.js';\nexport default (req: unknown, res: { end(s: string): void }): void => res.end(version());\n`);
+  const port = await freePort();
+  const srv = new Server([app, '-w', '1', '-l', `127.0.0.1:${port}`], { marker: tmp.dir });
+  try {
+    await srv.ready();
+    assert.equal((await get({ port })).body, 'helper v1');
+    writeFileSync(helper, `export const version = (): string => 'helper v2';\n`);
+    const m = srv.mark();
+    srv.signal('HUP');
+    await srv.waitLog('worker.ready', { from: m, ms: 20_000, pred: (l) => l.generation === 1 });
+    await waitFor(() => srv.liveWorkers().length === 1 && srv.readyWorkers().length === 1, 15_000, 'the old worker to go');
+    // The old worker may still finish a kept-alive request: ask on new connections until the new code answers.
+    const deadline = Date.now() + 15_000;
+    let body = '';
+    while (Date.now() < deadline && (body = (await get({ port }, '/', { agent: false })).body) !== 'helper v2') await sleep(100);
+    assert.equal(body, 'helper v2');
+  } finally {
+    await srv.stop();
+    tmp.cleanup();
+  }
+});
 
 test('HUP re-reads the config file: worker count and app change', T, async () => {
   const { dir, cleanup } = appDir('v1');
